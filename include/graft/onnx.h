@@ -1,0 +1,25 @@
+// Reading ONNX models and tensors into graft's Graph.
+#pragma once
+
+#include <string>
+
+#include "graft/graph.h"
+
+namespace graft {
+
+// Loads an ONNX model file (IR versions 3 to 8, default-domain opsets up to
+// 17). Weights may be initializers, Constant nodes (turned into
+// initializers) or graph inputs that also have initializers (IR 3 style);
+// external data files are read relative to the model's folder. Every node is
+// checked against graft's op registry. Errors name the file and the node.
+Graph load_onnx(const std::string& path);
+
+// The same from bytes in memory; `base_dir` is where external data lives and
+// `label` names the source in errors.
+Graph parse_onnx(const std::string& bytes, const std::string& base_dir, const std::string& label);
+
+// Reads a file holding one serialized onnx.TensorProto (the backend tests'
+// input_0.pb). `name_out`, when given, receives the tensor's name.
+Tensor load_onnx_tensor(const std::string& path, std::string* name_out = nullptr);
+
+}  // namespace graft

@@ -1,0 +1,103 @@
+// The op registry. Each op is one OpDef: which inputs, outputs and attributes
+// it accepts, a shape function, and a reference kernel (plain, readable,
+// obviously correct). Ops live in src/ops/*.cpp grouped by kind and are
+// registered by the group's register_*_ops function.
+#pragma once
+
+#include <functional>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "graft/graph.h"
+#include "graft/session.h"
+
+namespace graft::ops {
+
+class InferContext {
+ public:
+  InferContext(const Node& node, int opset, std::vector<const ValueInfo*> inputs);
+
+  const Node& node;
+  const int opset;
+
+  int num_inputs() const { return static_cast<int>(inputs_.size()); }
+  // True when input i is given (present and not the empty name).
+  bool has_input(int i) const { return i < num_inputs() && inputs_[i] != nullptr; }
+  const ValueInfo& input(int i) const;
+  const Shape& shape(int i) const { return input(i).shape; }
+  DType dtype(int i) const { return input(i).dtype; }
+  // The value of input i when known ahead, else nullptr.
+  const Tensor* constant(int i) const;
+  // The value of input i; kUnsupported if it is only known at run time.
+  const Tensor& require_constant(int i, const char* what) const;
+  // kUnsupported unless input i has one of the given dtypes.
+  void require_dtype(int i, std::initializer_list<DType> allowed) const;
+  // kInvalidArgument naming the node unless cond holds.
+  template <typename... Args>
+  void check(bool cond, fmt::format_string<Args...> f, Args&&... args) const {
+    if (!cond) fail(ErrorKind::kInvalidArgument, f, std::forward<Args>(args)...);
+  }
+
+  int num_outputs() const { return static_cast<int>(node.outputs.size()); }
+  bool wants_output(int i) const { return i < num_outputs() && !node.outputs[i].empty(); }
+  void set_output(int i, DType dtype, Shape shape);
+  // An output whose value is known without running (e.g. Shape).
+  void set_output_constant(int i, Tensor value);
+  std::vector<ValueInfo>& outputs() { return outputs_; }
+
+ private:
+  std::vector<const ValueInfo*> inputs_;
+  std::vector<ValueInfo> outputs_;
+};
+
+struct KernelContext {
+  const Node& node;
+  int opset;
+  std::vector<const Tensor*> inputs;  // nullptr: absent optional input
+  std::vector<Tensor*> outputs;       // nullptr: output not requested; else
+                                      // allocated (zeroed) with the inferred shape
+  bool has_input(int i) const { return i < static_cast<int>(inputs.size()) && inputs[i]; }
+  const Tensor& in(int i) const { return *inputs.at(i); }
+  Tensor& out(int i) const { return *outputs.at(i); }
+};
+
+struct OpDef {
+  std::string type;
+  int min_inputs = 1, max_inputs = 1;
+  int min_outputs = 1, max_outputs = 1;
+  std::vector<std::string> attributes;  // every attribute the op accepts
+  // Optional: validates attribute values at load time (e.g. a mode graft
+  // does not implement), throwing kUnsupported.
+  std::function<void(const Node&, int opset)> check;
+  std::function<void(InferContext&)> infer;
+  std::function<void(KernelContext&)> compute;
+};
+
+class OpRegistry {
+ public:
+  void add(OpDef def);
+  const OpDef* find(const std::string& type) const;
+  std::vector<std::string> names() const;
+
+ private:
+  std::vector<OpDef> defs_;
+};
+
+// The registry with every op graft supports.
+const OpRegistry& registry();
+// Throws kUnsupported / kCorruption naming the node when graft cannot run it.
+void check_node(const Node& node, int opset);
+
+// One function per group of ops (src/ops/<group>.cpp).
+void register_elementwise_ops(OpRegistry& r);
+void register_activation_ops(OpRegistry& r);
+void register_conv_ops(OpRegistry& r);
+void register_pool_ops(OpRegistry& r);
+void register_normalization_ops(OpRegistry& r);
+void register_linalg_ops(OpRegistry& r);
+void register_reduce_ops(OpRegistry& r);
+void register_shape_ops(OpRegistry& r);
+void register_resize_ops(OpRegistry& r);
+
+}  // namespace graft::ops

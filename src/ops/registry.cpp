@@ -1,0 +1,103 @@
+#include <algorithm>
+
+#include "ops/op.h"
+
+namespace graft::ops {
+
+InferContext::InferContext(const Node& n, int op_set, std::vector<const ValueInfo*> inputs)
+    : node(n), opset(op_set), inputs_(std::move(inputs)), outputs_(n.outputs.size()) {}
+
+const ValueInfo& InferContext::input(int i) const {
+  GRAFT_CHECK(has_input(i), kCorruption, "input {} is required", i);
+  return *inputs_[i];
+}
+
+const Tensor* InferContext::constant(int i) const {
+  if (!has_input(i) || !inputs_[i]->constant.defined()) return nullptr;
+  return &inputs_[i]->constant;
+}
+
+const Tensor& InferContext::require_constant(int i, const char* what) const {
+  const Tensor* t = constant(i);
+  GRAFT_CHECK(t != nullptr, kUnsupported,
+              "input {} ({}) must be known before running (a constant or computed from shapes)", i,
+              what);
+  return *t;
+}
+
+void InferContext::require_dtype(int i, std::initializer_list<DType> allowed) const {
+  DType t = dtype(i);
+  if (std::find(allowed.begin(), allowed.end(), t) != allowed.end()) return;
+  fail(ErrorKind::kUnsupported, "input {} has dtype {}, which this op does not support", i,
+       dtype_name(t));
+}
+
+void InferContext::set_output(int i, DType dtype, Shape shape) {
+  GRAFT_ASSERT(i < static_cast<int>(outputs_.size()));
+  shape_numel(shape);  // rejects negative and overflowing shapes
+  outputs_[i].dtype = dtype;
+  outputs_[i].shape = std::move(shape);
+}
+
+void InferContext::set_output_constant(int i, Tensor value) {
+  set_output(i, value.dtype(), value.shape());
+  outputs_[i].constant = std::move(value);
+}
+
+void OpRegistry::add(OpDef def) {
+  GRAFT_ASSERT(find(def.type) == nullptr);
+  defs_.push_back(std::move(def));
+}
+
+const OpDef* OpRegistry::find(const std::string& type) const {
+  for (const OpDef& d : defs_)
+    if (d.type == type) return &d;
+  return nullptr;
+}
+
+std::vector<std::string> OpRegistry::names() const {
+  std::vector<std::string> out;
+  for (const OpDef& d : defs_) out.push_back(d.type);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+const OpRegistry& registry() {
+  static const OpRegistry r = [] {
+    OpRegistry reg;
+    register_elementwise_ops(reg);
+    register_activation_ops(reg);
+    register_conv_ops(reg);
+    register_pool_ops(reg);
+    register_normalization_ops(reg);
+    register_linalg_ops(reg);
+    register_reduce_ops(reg);
+    register_shape_ops(reg);
+    register_resize_ops(reg);
+    return reg;
+  }();
+  return r;
+}
+
+void check_node(const Node& node, int opset) {
+  with_context(node.describe(), [&] {
+    const OpDef* def = registry().find(node.op_type);
+    GRAFT_CHECK(def != nullptr, kUnsupported, "op '{}' is not supported by graft", node.op_type);
+    int n_in = static_cast<int>(node.inputs.size());
+    int n_out = static_cast<int>(node.outputs.size());
+    GRAFT_CHECK(n_in >= def->min_inputs && n_in <= def->max_inputs, kCorruption,
+                "has {} inputs; {} takes {} to {}", n_in, node.op_type, def->min_inputs,
+                def->max_inputs);
+    GRAFT_CHECK(n_out >= def->min_outputs && n_out <= def->max_outputs, kCorruption,
+                "has {} outputs; {} gives {} to {}", n_out, node.op_type, def->min_outputs,
+                def->max_outputs);
+    for (const auto& [key, value] : node.attrs) {
+      bool known = std::find(def->attributes.begin(), def->attributes.end(), key) !=
+                   def->attributes.end();
+      GRAFT_CHECK(known, kUnsupported, "attribute '{}' is not supported", key);
+    }
+    if (def->check) def->check(node, opset);
+  });
+}
+
+}  // namespace graft::ops
