@@ -31,8 +31,10 @@ ShapeMap resolve_input_shapes(const Graph& graph, const ShapeMap& given,
                               int64_t symbolic_default = -1);
 
 // Infers dtype and shape of every value for the given input shapes. Throws
-// naming the node whose inputs do not fit it.
-std::map<std::string, ValueInfo> infer_shapes(const Graph& graph, const ShapeMap& input_shapes);
+// naming the node whose inputs do not fit it. Graph inputs listed in
+// `known_inputs` count as known ahead (their values, not just their shapes).
+std::map<std::string, ValueInfo> infer_shapes(const Graph& graph, const ShapeMap& input_shapes,
+                                              const TensorMap& known_inputs = {});
 
 // Runs a graph. Shapes are inferred once per set of input shapes and reused.
 class Session {
@@ -48,9 +50,13 @@ class Session {
   const std::map<std::string, ValueInfo>& infos() const { return infos_; }
 
  private:
-  void prepare(const ShapeMap& shapes);
+  void prepare(const ShapeMap& shapes, const TensorMap& inputs);
+  bool prepared_for(const ShapeMap& shapes, const TensorMap& inputs) const;
   Graph graph_;
   ShapeMap prepared_for_;
+  // Small graph inputs whose values shapes were inferred with, when some op
+  // needs them known ahead (e.g. Resize's scales fed as a graph input).
+  TensorMap value_inputs_;
   std::map<std::string, ValueInfo> infos_;
   std::map<std::string, int> last_use_;  // value -> index of the last node reading it
 };

@@ -1,5 +1,7 @@
 #include "graft/session.h"
 
+#include <cstring>
+
 #include "ops/op.h"
 
 namespace graft {
@@ -54,13 +56,16 @@ std::vector<Tensor> run_node(const Node& node, int opset, const std::vector<cons
 
 }  // namespace
 
-std::map<std::string, ValueInfo> infer_shapes(const Graph& graph, const ShapeMap& input_shapes) {
+std::map<std::string, ValueInfo> infer_shapes(const Graph& graph, const ShapeMap& input_shapes,
+                                              const TensorMap& known_inputs) {
   std::map<std::string, ValueInfo> infos;
   for (const ValueDecl& in : graph.inputs) {
     auto it = input_shapes.find(in.name);
     GRAFT_CHECK(it != input_shapes.end(), kInvalidArgument, "no shape given for input '{}'",
                 in.name);
-    infos[in.name] = ValueInfo{in.dtype, it->second, Tensor()};
+    auto known = known_inputs.find(in.name);
+    infos[in.name] = ValueInfo{in.dtype, it->second,
+                               known == known_inputs.end() ? Tensor() : known->second};
   }
   for (const auto& [name, t] : graph.initializers) infos[name] = ValueInfo{t.dtype(), t.shape(), t};
 
@@ -107,8 +112,46 @@ Session::Session(Graph graph) : graph_(std::move(graph)) {
   validate_ops(graph_);
 }
 
-void Session::prepare(const ShapeMap& shapes) {
-  infos_ = infer_shapes(graph_, shapes);
+namespace {
+
+// Graph inputs small enough to be shape arguments (sizes, scales, axes).
+TensorMap small_inputs(const Graph& graph, const TensorMap& inputs) {
+  TensorMap out;
+  for (const ValueDecl& decl : graph.inputs) {
+    const Tensor& t = inputs.at(decl.name);
+    if (t.rank() <= 1 && t.numel() <= 64) out[decl.name] = t;
+  }
+  return out;
+}
+
+bool same_values(const Tensor& a, const Tensor& b) {
+  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
+         (a.nbytes() == 0 || std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0);
+}
+
+}  // namespace
+
+bool Session::prepared_for(const ShapeMap& shapes, const TensorMap& inputs) const {
+  if (infos_.empty() || shapes != prepared_for_) return false;
+  for (const auto& [name, t] : value_inputs_)
+    if (!same_values(t, inputs.at(name))) return false;
+  return true;
+}
+
+void Session::prepare(const ShapeMap& shapes, const TensorMap& inputs) {
+  infos_.clear();
+  // Shapes usually follow from input shapes alone. When an op needs the value
+  // of a graph input to know its output shape, infer again with the small
+  // inputs' values known, and redo it whenever those values change.
+  try {
+    if (value_inputs_.empty()) infos_ = infer_shapes(graph_, shapes);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kUnsupported || small_inputs(graph_, inputs).empty()) throw;
+  }
+  if (infos_.empty()) {
+    value_inputs_ = small_inputs(graph_, inputs);
+    infos_ = infer_shapes(graph_, shapes, value_inputs_);
+  }
   prepared_for_ = shapes;
   last_use_.clear();
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
@@ -140,7 +183,7 @@ TensorMap Session::run(const TensorMap& inputs) {
   for (const auto& [name, t] : inputs)
     GRAFT_CHECK(graph_.find_input(name), kInvalidArgument, "the model has no input named '{}'",
                 name);
-  if (shapes != prepared_for_ || infos_.empty()) prepare(shapes);
+  if (!prepared_for(shapes, inputs)) prepare(shapes, inputs);
 
   TensorMap values;
   for (const auto& [name, info] : infos_)
