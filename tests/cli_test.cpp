@@ -1,0 +1,79 @@
+// The graft command line, run as a user would: exit status and output.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "graft/npy.h"
+#include "test_util.h"
+
+using namespace graft;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct CliResult {
+  int status;
+  std::string output;  // stdout and stderr
+};
+
+CliResult graft_cli(const std::string& args) {
+  std::string cmd = std::string(GRAFT_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("graft_cli_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    std::ofstream(dir_ / "add.onnx", std::ios::binary) << test::add_model().SerializeAsString();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+}  // namespace
+
+TEST_F(Cli, InspectListsInputsNodesAndTotals) {
+  CliResult r = graft_cli("inspect " + path("add.onnx") + " --input-shape x=4x3");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("x float32 [batchx3]  -> used as 4x3"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("plus"), std::string::npos);
+  EXPECT_NE(r.output.find("y [4x3]"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1 nodes, 3 parameters"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, RunWritesEachOutputAsNpy) {
+  save_npy(path("x.npy"), Tensor::from_vector<float>({2, 3}, {0, 0, 0, 1, 1, 1}));
+  CliResult r = graft_cli("run " + path("add.onnx") + " --input " + path("x.npy") + " --out " + path("out"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  Tensor y = load_npy(path("out/y.npy"));
+  EXPECT_EQ(y.to_vector<float>(), (std::vector<float>{1, 2, 3, 2, 3, 4}));
+  // Named form.
+  r = graft_cli("run " + path("add.onnx") + " --input x=" + path("x.npy") + " --out " + path("out2"));
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(path("out2/y.npy")));
+}
+
+TEST_F(Cli, ErrorsAreOneClearLineAndNonZero) {
+  CliResult r = graft_cli("inspect " + path("missing.onnx"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("graft: error: " + path("missing.onnx") + ": cannot open file"),
+            std::string::npos)
+      << r.output;
+  save_npy(path("bad.npy"), Tensor(DType::kF32, {2, 5}));
+  r = graft_cli("run " + path("add.onnx") + " --input " + path("bad.npy") + " --out " + path("o"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("input 'x' has shape 2x5"), std::string::npos) << r.output;
+  r = graft_cli("inspect " + path("add.onnx") + " --input-shape x=4xq");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("'q' is not a dimension"), std::string::npos) << r.output;
+}
