@@ -57,9 +57,36 @@ struct KernelContext {
   std::vector<const Tensor*> inputs;  // nullptr: absent optional input
   std::vector<Tensor*> outputs;       // nullptr: output not requested; else
                                       // allocated (zeroed) with the inferred shape
+  // Training mode for the ops that behave differently when training
+  // (BatchNormalization uses batch statistics, Dropout drops); the executor
+  // sets it only for nodes in a trainable part of the graph.
+  bool training = false;
+  uint64_t seed = 0;  // for random ops; the executor varies it per step
   bool has_input(int i) const { return i < static_cast<int>(inputs.size()) && inputs[i]; }
   const Tensor& in(int i) const { return *inputs.at(i); }
   Tensor& out(int i) const { return *outputs.at(i); }
+};
+
+// The gradient of one node: given the forward inputs and outputs and the
+// gradients flowing into the outputs, computes the gradients of the inputs
+// the caller asks for.
+struct BackwardContext {
+  const Node& node;
+  int opset;
+  bool training;                           // the mode the forward ran in
+  std::vector<const Tensor*> inputs;       // forward inputs (nullptr: absent)
+  std::vector<const Tensor*> outputs;      // forward outputs (nullptr: not computed)
+  std::vector<const Tensor*> grad_outputs; // nullptr: no gradient reaches that output (zero)
+  std::vector<Tensor*> grad_inputs;        // nullptr: not needed (the mask); else
+                                           // zeroed, input-shaped: write the gradient
+  const Tensor& in(int i) const { return *inputs.at(i); }
+  const Tensor& out(int i) const { return *outputs.at(i); }
+  bool has_grad_output(int i) const {
+    return i < static_cast<int>(grad_outputs.size()) && grad_outputs[i];
+  }
+  const Tensor& grad_out(int i) const { return *grad_outputs.at(i); }
+  bool wants_grad(int i) const { return i < static_cast<int>(grad_inputs.size()) && grad_inputs[i]; }
+  Tensor& grad_in(int i) const { return *grad_inputs.at(i); }
 };
 
 struct OpDef {
@@ -72,6 +99,12 @@ struct OpDef {
   std::function<void(const Node&, int opset)> check;
   std::function<void(InferContext&)> infer;
   std::function<void(KernelContext&)> compute;
+  // Which inputs a gradient can flow to (e.g. Conv: X, W, B; Reshape: data
+  // only). Asking for any other input's gradient is an error naming the node.
+  std::vector<int> differentiable_inputs;
+  // The gradient rule, beside the forward it differentiates. Empty for ops
+  // without one: differentiating through them is an error naming the node.
+  std::function<void(BackwardContext&)> backward;
 };
 
 class OpRegistry {
