@@ -1,8 +1,230 @@
+// Pooling: GlobalAveragePool, GlobalMaxPool, AveragePool, MaxPool. The window
+// geometry is shared with Conv (conv_geometry.h).
+#include <limits>
+
+#include "ops/conv_geometry.h"
 #include "ops/kernel_util.h"
 #include "ops/op.h"
 
 namespace graft::ops {
 
-void register_pool_ops(OpRegistry& r) { (void)r; }
+namespace {
+
+// --- global pooling -----------------------------------------------------------
+
+// (N, C, D1, ...) -> (N, C, 1, ...): one value per channel plane.
+void infer_global(InferContext& c) {
+  const Shape& x = c.shape(0);
+  c.check(x.size() >= 2, "input has shape {}; {} needs N x C x ...", shape_str(x), c.node.op_type);
+  Shape out(x.size(), 1);
+  out[0] = x[0];
+  out[1] = x[1];
+  c.set_output(0, c.dtype(0), out);
+}
+
+template <typename Reduce>
+OpDef global_pool_op(const char* type, Reduce reduce) {
+  OpDef d;
+  d.type = type;
+  d.infer = [](InferContext& c) {
+    c.require_dtype(0, {DType::kF32, DType::kF64});
+    infer_global(c);
+  };
+  d.compute = [reduce](KernelContext& c) {
+    const Tensor& x = c.in(0);
+    int64_t planes = x.dim(0) * x.dim(1);
+    int64_t plane = planes == 0 ? 0 : x.numel() / planes;
+    visit_float(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T* px = x.data<T>();
+      T* py = c.out(0).data<T>();
+      for (int64_t p = 0; p < planes; ++p) py[p] = reduce(px + p * plane, plane);
+    });
+  };
+  return d;
+}
+
+template <typename T>
+T plane_mean(const T* x, int64_t n) {
+  double sum = 0;  // a 7x7 or 112x112 plane: sum in double to keep float error small
+  for (int64_t i = 0; i < n; ++i) sum += x[i];
+  return static_cast<T>(n == 0 ? 0.0 : sum / static_cast<double>(n));
+}
+
+template <typename T>
+T plane_max(const T* x, int64_t n) {
+  T best = std::numeric_limits<T>::lowest();
+  for (int64_t i = 0; i < n; ++i) best = std::max(best, x[i]);
+  return best;
+}
+
+// --- windowed pooling -----------------------------------------------------------
+
+// The input positions one output's window covers along one axis, and how many
+// of its taps fall inside the padded input (the divisor of AveragePool with
+// count_include_pad=1).
+struct AxisWindow {
+  std::vector<int64_t> inside;
+  int64_t padded_count = 0;
+};
+
+// windows[a][o]: the window of output o along axis a of a 3-D geometry.
+std::vector<std::vector<AxisWindow>> axis_windows(const ConvGeometry& g) {
+  std::vector<std::vector<AxisWindow>> windows(3);
+  for (int a = 0; a < 3; ++a) {
+    windows[a].resize(g.out[a]);
+    for (int64_t o = 0; o < g.out[a]; ++o) {
+      AxisWindow& w = windows[a][o];
+      for (int64_t k = 0; k < g.kernel[a]; ++k) {
+        int64_t pos = o * g.strides[a] + k * g.dilations[a] - g.pad_begin[a];
+        if (pos >= 0 && pos < g.in[a]) w.inside.push_back(pos);
+        if (pos >= -g.pad_begin[a] && pos < g.in[a] + g.pad_end[a]) ++w.padded_count;
+      }
+    }
+  }
+  return windows;
+}
+
+// Calls fn(plane, output index in plane, wd, wh, ww) for every output element.
+template <typename Fn>
+void for_each_window(const ConvGeometry& g, int64_t planes, Fn&& fn) {
+  std::vector<std::vector<AxisWindow>> win = axis_windows(g);
+  for (int64_t p = 0; p < planes; ++p) {
+    int64_t o = 0;
+    for (int64_t od = 0; od < g.out[0]; ++od)
+      for (int64_t oh = 0; oh < g.out[1]; ++oh)
+        for (int64_t ow = 0; ow < g.out[2]; ++ow) fn(p, o++, win[0][od], win[1][oh], win[2][ow]);
+  }
+}
+
+ConvGeometry pool_geometry(const Node& node, const Shape& x) {
+  return window_geometry(node, spatial_dims(x), node.attr_ints("kernel_shape"),
+                         node.attr_int("ceil_mode", 0) != 0);
+}
+
+// Attribute values that are flags in ONNX: anything but 0 or 1 is unsupported.
+void check_flag(const Node& node, const char* key) {
+  int64_t v = node.attr_int(key, 0);
+  GRAFT_CHECK(v == 0 || v == 1, kUnsupported, "{} {} is not supported (0 or 1)", key, v);
+}
+
+void check_pool(const Node& node, int) {
+  check_auto_pad(node);
+  check_flag(node, "ceil_mode");
+  check_flag(node, "count_include_pad");
+  check_flag(node, "storage_order");
+}
+
+// Output i (the pooled values, or MaxPool's indices) has shape (N, C, out...).
+void infer_pool(InferContext& c) {
+  const Shape& x = c.shape(0);
+  c.check(x.size() >= 3, "input has shape {}; {} needs N x C x D1 x ... (at least one spatial axis)",
+          shape_str(x), c.node.op_type);
+  c.check(c.node.has_attr("kernel_shape"), "attribute 'kernel_shape' is required");
+  ConvGeometry g = pool_geometry(c.node, x);
+  g.as_3d();  // rejects unsupported ranks before running
+  Shape out = {x[0], x[1]};
+  out.insert(out.end(), g.out.begin(), g.out.end());
+  c.set_output(0, c.dtype(0), out);
+  if (c.wants_output(1)) c.set_output(1, DType::kI64, out);
+}
+
+template <typename T>
+void average_pool(const T* x, T* y, const ConvGeometry& g, int64_t planes, bool include_pad) {
+  int64_t in_plane = shape_numel(g.in), out_plane = shape_numel(g.out);
+  for_each_window(g, planes, [&](int64_t p, int64_t o, const AxisWindow& wd, const AxisWindow& wh,
+                                 const AxisWindow& ww) {
+    const T* xp = x + p * in_plane;
+    double sum = 0;
+    for (int64_t id : wd.inside)
+      for (int64_t ih : wh.inside)
+        for (int64_t iw : ww.inside) sum += xp[(id * g.in[1] + ih) * g.in[2] + iw];
+    int64_t count = include_pad ? wd.padded_count * wh.padded_count * ww.padded_count
+                                : static_cast<int64_t>(wd.inside.size() * wh.inside.size() *
+                                                       ww.inside.size());
+    y[p * out_plane + o] = static_cast<T>(count == 0 ? 0.0 : sum / static_cast<double>(count));
+  });
+}
+
+// `indices` (optional) receives each maximum's flat position in x, the
+// spatial part row-major, or column-major when storage_order=1.
+template <typename T>
+void max_pool(const T* x, T* y, int64_t* indices, const ConvGeometry& g, int64_t planes,
+              bool column_major) {
+  int64_t in_plane = shape_numel(g.in), out_plane = shape_numel(g.out);
+  for_each_window(g, planes, [&](int64_t p, int64_t o, const AxisWindow& wd, const AxisWindow& wh,
+                                 const AxisWindow& ww) {
+    const T* xp = x + p * in_plane;
+    T best = std::numeric_limits<T>::lowest();
+    int64_t best_at = 0;
+    bool found = false;
+    for (int64_t id : wd.inside)
+      for (int64_t ih : wh.inside)
+        for (int64_t iw : ww.inside) {
+          int64_t at = (id * g.in[1] + ih) * g.in[2] + iw;
+          if (found && !(xp[at] > best)) continue;  // the first maximum wins
+          found = true;
+          best = xp[at];
+          best_at = column_major ? id + ih * g.in[0] + iw * g.in[0] * g.in[1] : at;
+        }
+    y[p * out_plane + o] = best;
+    if (indices) indices[p * out_plane + o] = p * in_plane + best_at;
+  });
+}
+
+OpDef average_pool_op() {
+  OpDef d;
+  d.type = "AveragePool";
+  d.attributes = {"auto_pad", "ceil_mode", "count_include_pad", "dilations",
+                  "kernel_shape", "pads", "strides"};
+  d.check = check_pool;
+  d.infer = [](InferContext& c) {
+    c.require_dtype(0, {DType::kF32, DType::kF64});
+    infer_pool(c);
+  };
+  d.compute = [](KernelContext& c) {
+    const Tensor& x = c.in(0);
+    ConvGeometry g = pool_geometry(c.node, x.shape()).as_3d();
+    bool include_pad = c.node.attr_int("count_include_pad", 0) != 0;
+    visit_float(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      average_pool(x.data<T>(), c.out(0).data<T>(), g, x.dim(0) * x.dim(1), include_pad);
+    });
+  };
+  return d;
+}
+
+OpDef max_pool_op() {
+  OpDef d;
+  d.type = "MaxPool";
+  d.max_outputs = 2;
+  d.attributes = {"auto_pad", "ceil_mode", "dilations", "kernel_shape",
+                  "pads", "storage_order", "strides"};
+  d.check = check_pool;
+  d.infer = [](InferContext& c) {
+    c.require_dtype(0, {DType::kF32, DType::kF64, DType::kI8, DType::kU8});
+    infer_pool(c);
+  };
+  d.compute = [](KernelContext& c) {
+    const Tensor& x = c.in(0);
+    ConvGeometry g = pool_geometry(c.node, x.shape()).as_3d();
+    bool column_major = c.node.attr_int("storage_order", 0) != 0;
+    int64_t* indices = c.outputs.size() > 1 && c.outputs[1] ? c.out(1).data<int64_t>() : nullptr;
+    visit_numeric(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      max_pool(x.data<T>(), c.out(0).data<T>(), indices, g, x.dim(0) * x.dim(1), column_major);
+    });
+  };
+  return d;
+}
+
+}  // namespace
+
+void register_pool_ops(OpRegistry& r) {
+  r.add(global_pool_op("GlobalAveragePool", [](auto* x, int64_t n) { return plane_mean(x, n); }));
+  r.add(global_pool_op("GlobalMaxPool", [](auto* x, int64_t n) { return plane_max(x, n); }));
+  r.add(average_pool_op());
+  r.add(max_pool_op());
+}
 
 }  // namespace graft::ops
