@@ -22,8 +22,9 @@ Shape legacy_b_shape(const Node& node, int opset, const Shape& a, const Shape& b
   return out;
 }
 
-template <typename Op>
-OpDef binary_op(const char* type, Op op) {
+// `op(a, b)` computes an element; `deriv(a, b)` returns {d/da, d/db} of it.
+template <typename Op, typename Deriv>
+OpDef binary_op(const char* type, Op op, Deriv deriv) {
   OpDef d;
   d.type = type;
   d.min_inputs = d.max_inputs = 2;
@@ -54,6 +55,31 @@ OpDef binary_op(const char* type, Op op) {
       });
     });
   };
+  d.differentiable_inputs = {0, 1};
+  // Each output element's gradient flows back to the input elements it was
+  // broadcast from, summed over the broadcast axes.
+  d.backward = [deriv](BackwardContext& c) {
+    const Tensor& a = c.in(0);
+    // Pow's exponent may be of another dtype: compute in the base's.
+    Tensor b = c.in(1).dtype() == a.dtype() ? c.in(1) : c.in(1).cast(a.dtype());
+    b = b.reshaped(legacy_b_shape(c.node, c.opset, a.shape(), b.shape()));
+    const Tensor& g = c.grad_out(0);
+    std::vector<int64_t> ia = broadcast_index_map(a.shape(), g.shape());
+    std::vector<int64_t> ib = broadcast_index_map(b.shape(), g.shape());
+    visit_float(a.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T* pa = a.data<T>();
+      const T* pb = b.data<T>();
+      const T* pg = g.data<T>();
+      T* ga = c.wants_grad(0) ? c.grad_in(0).data<T>() : nullptr;
+      T* gb = c.wants_grad(1) ? c.grad_in(1).data<T>() : nullptr;
+      for (int64_t k = 0; k < g.numel(); ++k) {
+        auto [da, db] = deriv(pa[ia[k]], pb[ib[k]]);
+        if (ga) ga[ia[k]] += static_cast<T>(da * pg[k]);
+        if (gb) gb[ib[k]] += static_cast<T>(db * pg[k]);
+      }
+    });
+  };
   return d;
 }
 
@@ -65,17 +91,30 @@ A power(A a, B b) {
 }  // namespace
 
 void register_elementwise_ops(OpRegistry& r) {
-  r.add(binary_op("Add", [](auto a, auto b) { return static_cast<decltype(a)>(a + b); }));
-  r.add(binary_op("Sub", [](auto a, auto b) { return static_cast<decltype(a)>(a - b); }));
-  r.add(binary_op("Mul", [](auto a, auto b) { return static_cast<decltype(a)>(a * b); }));
-  r.add(binary_op("Div", [](auto a, auto b) {
-    using A = decltype(a);
-    if constexpr (std::is_integral_v<A>) {
-      if (b == 0) return A{0};  // integer division by zero: defined as 0 rather than a crash
-    }
-    return static_cast<A>(a / b);
-  }));
-  r.add(binary_op("Pow", [](auto a, auto b) { return power(a, b); }));
+  using P = std::pair<double, double>;
+  r.add(binary_op(
+      "Add", [](auto a, auto b) { return static_cast<decltype(a)>(a + b); },
+      [](double, double) { return P{1, 1}; }));
+  r.add(binary_op(
+      "Sub", [](auto a, auto b) { return static_cast<decltype(a)>(a - b); },
+      [](double, double) { return P{1, -1}; }));
+  r.add(binary_op(
+      "Mul", [](auto a, auto b) { return static_cast<decltype(a)>(a * b); },
+      [](double a, double b) { return P{b, a}; }));
+  r.add(binary_op(
+      "Div",
+      [](auto a, auto b) {
+        using A = decltype(a);
+        if constexpr (std::is_integral_v<A>) {
+          if (b == 0) return A{0};  // integer division by zero: defined as 0 rather than a crash
+        }
+        return static_cast<A>(a / b);
+      },
+      [](double a, double b) { return P{1 / b, -a / (b * b)}; }));
+  r.add(binary_op(
+      "Pow", [](auto a, auto b) { return power(a, b); },
+      // d/db a^b = a^b ln a, defined for a > 0; PyTorch likewise gives NaN below.
+      [](double a, double b) { return P{b * std::pow(a, b - 1), std::pow(a, b) * std::log(a)}; }));
 }
 
 }  // namespace graft::ops
