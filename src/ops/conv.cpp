@@ -305,8 +305,9 @@ void check_conv_inputs(InferContext& c, int64_t out_channels) {
   if (c.has_input(2)) {
     c.check(c.dtype(2) == c.dtype(0), "bias dtype {} differs from input dtype {}",
             dtype_name(c.dtype(2)), dtype_name(c.dtype(0)));
-    c.check(c.shape(2) == Shape{out_channels}, "bias has shape {}; {} output channels need {}",
-            shape_str(c.shape(2)), out_channels, out_channels);
+    c.check(c.shape(2) == Shape{out_channels},
+            "bias has shape {}; expected {} (one value per output channel)", shape_str(c.shape(2)),
+            out_channels);
   }
 }
 
