@@ -135,7 +135,8 @@ Geometry geometry_of(const Node& node, int opset, const Shape& in, const Tensor*
       std::vector<float> s = node.attr_floats("scales");
       return from_scales(in, std::vector<double>(s.begin(), s.end()));
     }
-    GRAFT_CHECK(scales && scales->numel() > 0, kInvalidArgument, "input scales is missing or empty");
+    GRAFT_CHECK(scales && scales->numel() > 0, kInvalidArgument,
+                "input scales is missing or empty");
     return from_scales(in, scales->to_vector<double>());
   }
   bool has_scales = scales && scales->numel() > 0;
@@ -184,10 +185,18 @@ std::vector<double> coefficients(const Interp& p, double ratio) {
       bool upper = true;  // ratio 1: the coordinate is the upper point itself
       if (ratio < 1) {
         switch (p.rounding) {
-          case Rounding::kRoundPreferFloor: upper = ratio > 0.5; break;
-          case Rounding::kRoundPreferCeil: upper = ratio >= 0.5; break;
-          case Rounding::kFloor: upper = false; break;
-          case Rounding::kCeil: upper = true; break;
+          case Rounding::kRoundPreferFloor:
+            upper = ratio > 0.5;
+            break;
+          case Rounding::kRoundPreferCeil:
+            upper = ratio >= 0.5;
+            break;
+          case Rounding::kFloor:
+            upper = false;
+            break;
+          case Rounding::kCeil:
+            upper = true;
+            break;
         }
       }
       return {upper ? 0.0 : 1.0, upper ? 1.0 : 0.0};
@@ -215,7 +224,9 @@ Taps taps_at(const Interp& p, int64_t x, int64_t in, double scale, double roi_st
              double roi_end) {
   Taps t;
   double x_ori = original_coordinate(p, x, in, scale, roi_start, roi_end);
-  if (p.coord == Coord::kTfCropAndResize && (x_ori < 0 || x_ori > static_cast<double>(in - 1))) {
+  // Written to count a NaN (from a NaN roi) as outside too.
+  bool inside = x_ori >= 0 && x_ori <= static_cast<double>(in - 1);
+  if (p.coord == Coord::kTfCropAndResize && !inside) {
     t.outside = true;
     return t;
   }
@@ -231,16 +242,16 @@ Taps taps_at(const Interp& p, int64_t x, int64_t in, double scale, double roi_st
   int64_t first = static_cast<int64_t>(lower) - (pad - 1);
   first = std::clamp(first, -pad, in + pad - n);
   if (p.exclude_outside) {
-    std::vector<double> inside = w;
+    std::vector<double> kept = w;
     double sum = 0;
     for (int64_t k = 0; k < n; ++k) {
-      if (first + k < 0 || first + k >= in) inside[k] = 0;
-      sum += inside[k];
+      if (first + k < 0 || first + k >= in) kept[k] = 0;
+      sum += kept[k];
     }
     // All weight outside (nearest rounding onto the padding): the reference
     // divides by zero; keep the edge value instead.
     if (sum != 0)
-      for (int64_t k = 0; k < n; ++k) w[k] = inside[k] / sum;
+      for (int64_t k = 0; k < n; ++k) w[k] = kept[k] / sum;
   }
   for (int64_t k = 0; k < n; ++k) {
     if (w[k] == 0) continue;  // nearest and cubic at whole coordinates read fewer points
@@ -303,8 +314,8 @@ void infer_resize(InferContext& c) {
   Interp p = interp_of(c.node, c.opset);
   Slots s = slots_of(c.node, c.opset);
   if (p.mode == Mode::kNearest)
-    c.require_dtype(0, {DType::kF32, DType::kF64, DType::kI64, DType::kI32, DType::kI8,
-                        DType::kU8});
+    c.require_dtype(0,
+                    {DType::kF32, DType::kF64, DType::kI64, DType::kI32, DType::kI8, DType::kU8});
   else
     c.require_dtype(0, {DType::kF32, DType::kF64});
   auto is_given = [&](int slot) {
@@ -376,9 +387,12 @@ void register_resize_ops(OpRegistry& r) {
   resize.type = "Resize";
   resize.min_inputs = 2;
   resize.max_inputs = 4;
-  resize.attributes = {"mode",          "coordinate_transformation_mode",
-                       "nearest_mode",  "cubic_coeff_a",
-                       "exclude_outside", "extrapolation_value"};
+  resize.attributes = {"mode",
+                       "coordinate_transformation_mode",
+                       "nearest_mode",
+                       "cubic_coeff_a",
+                       "exclude_outside",
+                       "extrapolation_value"};
   resize.check = check_resize;
   resize.infer = infer_resize;
   resize.compute = compute_resize;
