@@ -79,6 +79,7 @@ struct BackwardContext {
   std::vector<const Tensor*> grad_outputs; // nullptr: no gradient reaches that output (zero)
   std::vector<Tensor*> grad_inputs;        // nullptr: not needed (the mask); else
                                            // zeroed, input-shaped: write the gradient
+  uint64_t seed = 0;                       // the forward's KernelContext::seed (Dropout's mask)
   const Tensor& in(int i) const { return *inputs.at(i); }
   const Tensor& out(int i) const { return *outputs.at(i); }
   bool has_grad_output(int i) const {
