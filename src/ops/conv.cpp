@@ -33,7 +33,8 @@ Shape axis_attr(const Node& node, const char* key, size_t rank, int64_t fill) {
 ConvGeometry base_geometry(const Node& node, const Shape& in, const Shape& kernel) {
   size_t rank = in.size();
   GRAFT_CHECK(kernel.size() == rank, kInvalidArgument,
-              "kernel has {} spatial axes; the input has {}", kernel.size(), rank);
+              "attribute 'kernel_shape' has {} values; the input has {} spatial axes",
+              kernel.size(), rank);
   ConvGeometry g;
   g.in = in;
   g.kernel = kernel;
