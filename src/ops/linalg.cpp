@@ -51,6 +51,15 @@ GemmDims gemm_dims(const Node& node, const Shape& a, const Shape& b) {
   return d;
 }
 
+// True when `from` broadcasts to `to` without growing it (unidirectional).
+bool broadcasts_to(const Shape& from, const Shape& to) {
+  if (from.size() > to.size()) return false;
+  size_t offset = to.size() - from.size();
+  for (size_t i = 0; i < from.size(); ++i)
+    if (from[i] != 1 && from[i] != to[offset + i]) return false;
+  return true;
+}
+
 OpDef gemm_op() {
   OpDef d;
   d.type = "Gemm";
@@ -69,7 +78,7 @@ OpDef gemm_op() {
               dtype_name(c.dtype(0)));
       // Before opset 7, C had to be exactly M x N unless broadcast=1.
       bool legacy_exact = c.opset < 7 && c.node.attr_int("broadcast", 0) == 0;
-      bool fits = legacy_exact ? cs == out : cs.size() <= 2 && broadcast_shapes(cs, out) == out;
+      bool fits = legacy_exact ? cs == out : broadcasts_to(cs, out);
       c.check(fits, "C of shape {} does not broadcast to the {} output", shape_str(cs),
               shape_str(out));
     }
