@@ -5,6 +5,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
@@ -59,6 +60,7 @@ struct Graph {
   std::vector<ValueDecl> inputs;   // runtime inputs (never initializers)
   std::vector<ValueDecl> outputs;
   std::map<std::string, Tensor> initializers;
+  std::set<std::string> trainable;  // initializers a training run updates; the rest are frozen
   std::map<std::string, std::string> metadata;  // free-form key/value pairs
 
   const Node* find_node(const std::string& name) const;

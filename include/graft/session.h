@@ -2,10 +2,12 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "graft/graph.h"
+#include "graft/parameter.h"
 
 namespace graft {
 
@@ -33,14 +35,27 @@ ShapeMap resolve_input_shapes(const Graph& graph, const ShapeMap& given,
 // Infers dtype and shape of every value for the given input shapes. Throws
 // naming the node whose inputs do not fit it. Graph inputs listed in
 // `known_inputs` count as known ahead (their values, not just their shapes).
+// Initializers named in `variables` change between runs (trained
+// parameters, running statistics): they are never folded as constants.
 std::map<std::string, ValueInfo> infer_shapes(const Graph& graph, const ShapeMap& input_shapes,
-                                              const TensorMap& known_inputs = {});
+                                              const TensorMap& known_inputs = {},
+                                              const std::set<std::string>& variables = {});
 
-// Runs a graph. Shapes are inferred once per set of input shapes and reused.
+// Runs a graph forward, and backward when it has trainable parameters.
+// Shapes are inferred once per set of input shapes and reused.
+//
+// Training: the graph's `trainable` initializers are the parameters. In
+// training mode (set_training(true)) the nodes of the trainable part run as
+// in training (a BatchNormalization whose scale or bias is trainable uses
+// batch statistics and updates its running statistics; a Dropout fed by a
+// trainable part drops), and run() keeps what backward() needs. Frozen
+// parts always run as in inference and keep nothing.
 class Session {
  public:
   explicit Session(Graph graph);
 
+  // The graph, with the current values of the trained parameters and
+  // running statistics (they share storage).
   const Graph& graph() const { return graph_; }
   // Runs the graph on `inputs` (one tensor per graph input) and returns every
   // graph output by name. Checks each input's dtype and shape against the
@@ -49,9 +64,27 @@ class Session {
   // Value infos of the last prepared shapes.
   const std::map<std::string, ValueInfo>& infos() const { return infos_; }
 
+  void set_training(bool on) { training_ = on; }
+  bool training() const { return training_; }
+  // Fixes the random stream of Dropout: step k of a run with seed s draws
+  // the same masks whatever else happens.
+  void set_seed(uint64_t seed) { seed_ = seed; }
+
+  Parameters& parameters() { return parameters_; }
+  void zero_grad();
+  // Back-propagates d loss / d output (one tensor per graph output that the
+  // loss depends on) through the last training-mode run() and adds the
+  // parameters' gradients to parameters()[i].grad.
+  void backward(const TensorMap& output_grads);
+
  private:
   void prepare(const ShapeMap& shapes, const TensorMap& inputs);
   bool prepared_for(const ShapeMap& shapes, const TensorMap& inputs) const;
+  void plan_training();
+  uint64_t node_seed(size_t node_index, uint64_t step) const;
+  std::vector<Tensor> run_batch_norm_training(const Node& node, const std::vector<const Tensor*>& in,
+                                              std::vector<ValueInfo> out_infos);
+
   Graph graph_;
   ShapeMap prepared_for_;
   // Small graph inputs whose values shapes were inferred with, when some op
@@ -59,6 +92,17 @@ class Session {
   TensorMap value_inputs_;
   std::map<std::string, ValueInfo> infos_;
   std::map<std::string, int> last_use_;  // value -> index of the last node reading it
+
+  // Training state.
+  Parameters parameters_;
+  std::set<std::string> variables_;      // initializers that change: parameters, running stats
+  std::set<std::string> requires_grad_;  // values a gradient flows to
+  std::vector<bool> active_;             // per node: has inputs that require grad
+  std::vector<bool> trains_;             // per node: runs in training mode when training_
+  bool training_ = false;
+  uint64_t seed_ = 0;
+  uint64_t step_ = 0;
+  TensorMap saved_;                      // forward values backward() reads
 };
 
 }  // namespace graft

@@ -6,110 +6,31 @@
 
 namespace graft {
 
-void validate_ops(const Graph& graph) {
-  for (const Node& n : graph.nodes) ops::check_node(n, graph.opset);
-}
-
-ShapeMap resolve_input_shapes(const Graph& graph, const ShapeMap& given, int64_t symbolic_default) {
-  ShapeMap shapes;
-  for (const auto& [name, shape] : given)
-    GRAFT_CHECK(graph.find_input(name), kNotFound, "the model has no input named '{}'", name);
-  for (const ValueDecl& in : graph.inputs) {
-    auto it = given.find(in.name);
-    if (it != given.end()) {
-      shapes[in.name] = it->second;
-      continue;
-    }
-    GRAFT_CHECK(in.shape.has_value(), kInvalidArgument,
-                "input '{}' has no declared shape: give one (e.g. --input-shape {}=1x3x224x224)",
-                in.name, in.name);
-    Shape s;
-    for (const Dim& d : *in.shape) {
-      int64_t v = d.value >= 0 ? d.value : symbolic_default;
-      GRAFT_CHECK(v >= 0, kInvalidArgument,
-                  "input '{}' has a symbolic dimension '{}': give its shape", in.name, d.symbol);
-      s.push_back(v);
-    }
-    shapes[in.name] = s;
-  }
-  return shapes;
-}
-
-namespace {
-
-// Runs one node's reference kernel on concrete tensors.
-std::vector<Tensor> run_node(const Node& node, int opset, const std::vector<const Tensor*>& inputs,
-                             const std::vector<ValueInfo>& out_infos) {
-  const ops::OpDef* def = ops::registry().find(node.op_type);
-  GRAFT_ASSERT(def != nullptr);
-  std::vector<Tensor> outs(node.outputs.size());
-  std::vector<Tensor*> out_ptrs(node.outputs.size(), nullptr);
-  for (size_t i = 0; i < node.outputs.size(); ++i) {
-    if (node.outputs[i].empty()) continue;
-    outs[i] = Tensor(out_infos[i].dtype, out_infos[i].shape);
-    out_ptrs[i] = &outs[i];
-  }
-  ops::KernelContext ctx{node, opset, inputs, out_ptrs};
-  def->compute(ctx);
-  return outs;
-}
-
-}  // namespace
-
-std::map<std::string, ValueInfo> infer_shapes(const Graph& graph, const ShapeMap& input_shapes,
-                                              const TensorMap& known_inputs) {
-  std::map<std::string, ValueInfo> infos;
-  for (const ValueDecl& in : graph.inputs) {
-    auto it = input_shapes.find(in.name);
-    GRAFT_CHECK(it != input_shapes.end(), kInvalidArgument, "no shape given for input '{}'",
-                in.name);
-    auto known = known_inputs.find(in.name);
-    infos[in.name] = ValueInfo{in.dtype, it->second,
-                               known == known_inputs.end() ? Tensor() : known->second};
-  }
-  for (const auto& [name, t] : graph.initializers) infos[name] = ValueInfo{t.dtype(), t.shape(), t};
-
-  for (const Node& node : graph.nodes) {
-    with_context(node.describe(), [&] {
-      const ops::OpDef* def = ops::registry().find(node.op_type);
-      GRAFT_CHECK(def != nullptr, kUnsupported, "op '{}' is not supported by graft", node.op_type);
-      std::vector<const ValueInfo*> in;
-      bool all_constant = true;
-      for (const std::string& name : node.inputs) {
-        if (name.empty()) {
-          in.push_back(nullptr);
-          continue;
-        }
-        auto it = infos.find(name);
-        GRAFT_CHECK(it != infos.end(), kCorruption, "input '{}' is not defined before this node",
-                    name);
-        in.push_back(&it->second);
-        all_constant = all_constant && it->second.constant.defined();
-      }
-      ops::InferContext ctx(node, graph.opset, in);
-      def->infer(ctx);
-      std::vector<ValueInfo>& outs = ctx.outputs();
-      // Fold nodes whose inputs are all known: shape arithmetic (Shape ->
-      // Gather -> Concat -> Reshape) then gives concrete shapes downstream.
-      bool folded = true;
-      for (size_t i = 0; i < outs.size(); ++i)
-        folded = folded && (node.outputs[i].empty() || outs[i].constant.defined());
-      if (all_constant && !folded) {
-        std::vector<const Tensor*> tensors;
-        for (const ValueInfo* v : in) tensors.push_back(v ? &v->constant : nullptr);
-        std::vector<Tensor> values = run_node(node, graph.opset, tensors, outs);
-        for (size_t i = 0; i < outs.size(); ++i) outs[i].constant = values[i];
-      }
-      for (size_t i = 0; i < outs.size(); ++i)
-        if (!node.outputs[i].empty()) infos[node.outputs[i]] = std::move(outs[i]);
-    });
-  }
-  return infos;
-}
-
 Session::Session(Graph graph) : graph_(std::move(graph)) {
   graph_.sort_topologically();
   validate_ops(graph_);
+  for (const std::string& name : graph_.trainable) {
+    auto it = graph_.initializers.find(name);
+    GRAFT_CHECK(it != graph_.initializers.end(), kNotFound,
+                "trainable parameter '{}' is not an initializer of the graph", name);
+    GRAFT_CHECK(it->second.dtype() == DType::kF32, kUnsupported,
+                "trainable parameter '{}' is {}; graft trains float32 parameters", name,
+                dtype_name(it->second.dtype()));
+    parameters_.push_back({name, it->second, Tensor(DType::kF32, it->second.shape())});
+    variables_.insert(name);
+  }
+  // A BatchNormalization with trainable scale or bias updates its running
+  // statistics in training mode, so they are variables too.
+  for (const Node& n : graph_.nodes)
+    if (n.op_type == "BatchNormalization" && n.inputs.size() == 5 &&
+        (graph_.trainable.count(n.inputs[1]) || graph_.trainable.count(n.inputs[2]))) {
+      variables_.insert(n.inputs[3]);
+      variables_.insert(n.inputs[4]);
+    }
+}
+
+void Session::zero_grad() {
+  for (Parameter& p : parameters_) std::memset(p.grad.raw(), 0, p.grad.nbytes());
 }
 
 namespace {
@@ -144,19 +65,20 @@ void Session::prepare(const ShapeMap& shapes, const TensorMap& inputs) {
   // of a graph input to know its output shape, infer again with the small
   // inputs' values known, and redo it whenever those values change.
   try {
-    if (value_inputs_.empty()) infos_ = infer_shapes(graph_, shapes);
+    if (value_inputs_.empty()) infos_ = infer_shapes(graph_, shapes, {}, variables_);
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::kUnsupported || small_inputs(graph_, inputs).empty()) throw;
   }
   if (infos_.empty()) {
     value_inputs_ = small_inputs(graph_, inputs);
-    infos_ = infer_shapes(graph_, shapes, value_inputs_);
+    infos_ = infer_shapes(graph_, shapes, value_inputs_, variables_);
   }
   prepared_for_ = shapes;
   last_use_.clear();
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
     for (const std::string& in : graph_.nodes[i].inputs) last_use_[in] = static_cast<int>(i);
   for (const ValueDecl& out : graph_.outputs) last_use_[out.name] = INT32_MAX;
+  plan_training();
 }
 
 TensorMap Session::run(const TensorMap& inputs) {
@@ -185,9 +107,12 @@ TensorMap Session::run(const TensorMap& inputs) {
                 name);
   if (!prepared_for(shapes, inputs)) prepare(shapes, inputs);
 
+  const bool keep_for_backward = training_ && !parameters_.empty();
+  saved_.clear();
   TensorMap values;
   for (const auto& [name, info] : infos_)
     if (info.constant.defined()) values[name] = info.constant;
+  for (const std::string& name : variables_) values[name] = graph_.initializers.at(name);
   for (const auto& [name, t] : inputs) values[name] = t;
 
   for (size_t i = 0; i < graph_.nodes.size(); ++i) {
@@ -195,15 +120,27 @@ TensorMap Session::run(const TensorMap& inputs) {
     bool done = true;
     for (const std::string& o : node.outputs) done = done && (o.empty() || values.count(o));
     if (done) continue;  // folded ahead
+    const bool train_node = training_ && trains_[i];
     with_context(node.describe(), [&] {
       std::vector<const Tensor*> in;
       for (const std::string& name : node.inputs) in.push_back(name.empty() ? nullptr : &values.at(name));
       std::vector<ValueInfo> out_infos;
       for (const std::string& o : node.outputs) out_infos.push_back(o.empty() ? ValueInfo{} : infos_.at(o));
-      std::vector<Tensor> outs = run_node(node, graph_.opset, in, out_infos);
-      for (size_t k = 0; k < outs.size(); ++k)
+      std::vector<Tensor> outs;
+      if (train_node && node.op_type == "BatchNormalization") {
+        outs = run_batch_norm_training(node, in, out_infos);
+      } else {
+        outs = ops::run_node(node, graph_.opset, in, out_infos, train_node, node_seed(i, step_));
+      }
+      for (size_t k = 0; k < node.outputs.size(); ++k)
         if (!node.outputs[k].empty()) values[node.outputs[k]] = std::move(outs[k]);
     });
+    if (keep_for_backward && active_[i]) {
+      for (const std::string& name : node.inputs)
+        if (!name.empty()) saved_[name] = values.at(name);
+      for (const std::string& name : node.outputs)
+        if (!name.empty()) saved_[name] = values.at(name);
+    }
     // Release what no later node reads.
     for (const std::string& name : node.inputs) {
       auto it = last_use_.find(name);
@@ -212,9 +149,39 @@ TensorMap Session::run(const TensorMap& inputs) {
         values.erase(name);
     }
   }
+  if (training_) ++step_;
   TensorMap outputs;
   for (const ValueDecl& out : graph_.outputs) outputs[out.name] = values.at(out.name);
   return outputs;
+}
+
+uint64_t Session::node_seed(size_t node_index, uint64_t step) const {
+  // splitmix64 of (seed, step, node): independent streams per node and step.
+  uint64_t z = seed_ ^ (step * 0x9E3779B97F4A7C15ull) ^ (node_index * 0xBF58476D1CE4E5B9ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+std::vector<Tensor> Session::run_batch_norm_training(const Node& node,
+                                                     const std::vector<const Tensor*>& in,
+                                                     std::vector<ValueInfo> out_infos) {
+  // Ask the kernel for the updated running statistics as two extra outputs,
+  // then store them into the running-statistics initializers.
+  Node with_stats = node;
+  with_stats.outputs.resize(1);
+  with_stats.outputs.push_back(node.name + "/running_mean");
+  with_stats.outputs.push_back(node.name + "/running_var");
+  out_infos.resize(1);
+  out_infos.push_back(ValueInfo{in[3]->dtype(), in[3]->shape(), Tensor()});
+  out_infos.push_back(ValueInfo{in[4]->dtype(), in[4]->shape(), Tensor()});
+  std::vector<Tensor> outs = ops::run_node(with_stats, graph_.opset, in, out_infos, true);
+  for (int k : {1, 2}) {
+    Tensor& stat = graph_.initializers.at(node.inputs[2 + k]);
+    std::memcpy(stat.raw(), outs[k].raw(), stat.nbytes());
+  }
+  outs.resize(node.outputs.size());
+  return outs;
 }
 
 }  // namespace graft

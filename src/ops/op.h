@@ -123,6 +123,12 @@ const OpRegistry& registry();
 // Throws kUnsupported / kCorruption naming the node when graft cannot run it.
 void check_node(const Node& node, int opset);
 
+// Runs one node's reference kernel: allocates each requested output with
+// its inferred dtype and shape and calls the op's compute.
+std::vector<Tensor> run_node(const Node& node, int opset, const std::vector<const Tensor*>& inputs,
+                             const std::vector<ValueInfo>& out_infos, bool training = false,
+                             uint64_t seed = 0);
+
 // One function per group of ops (src/ops/<group>.cpp).
 void register_elementwise_ops(OpRegistry& r);
 void register_activation_ops(OpRegistry& r);

@@ -1,0 +1,118 @@
+// The backward half of Session: which nodes a gradient flows through, and
+// reverse-mode differentiation over them with each op's gradient rule.
+#include <algorithm>
+
+#include "graft/session.h"
+#include "ops/op.h"
+
+namespace graft {
+
+namespace {
+
+void add_into(Tensor& dst, const Tensor& src) {
+  GRAFT_ASSERT(dst.shape() == src.shape() && dst.dtype() == src.dtype());
+  visit_dtype(dst.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      T* d = dst.data<T>();
+      const T* s = src.data<T>();
+      for (int64_t i = 0; i < dst.numel(); ++i) d[i] += s[i];
+    } else {
+      fail(ErrorKind::kInternal, "gradient of dtype {}", dtype_name(dst.dtype()));
+    }
+  });
+}
+
+}  // namespace
+
+void Session::plan_training() {
+  const size_t n = graph_.nodes.size();
+  active_.assign(n, false);
+  trains_.assign(n, false);
+  requires_grad_ = graph_.trainable;
+  for (size_t i = 0; i < n; ++i) {
+    const Node& node = graph_.nodes[i];
+    if (node.op_type == "BatchNormalization")  // frozen statistics unless its own scale/bias train
+      trains_[i] = node.inputs.size() > 2 &&
+                   (graph_.trainable.count(node.inputs[1]) || graph_.trainable.count(node.inputs[2]));
+    std::vector<int> needing;
+    for (size_t k = 0; k < node.inputs.size(); ++k)
+      if (!node.inputs[k].empty() && requires_grad_.count(node.inputs[k])) needing.push_back(static_cast<int>(k));
+    if (needing.empty()) continue;
+    bool float_output = false;
+    for (const std::string& o : node.outputs)
+      float_output = float_output || (!o.empty() && is_floating(infos_.at(o).dtype));
+    if (!float_output) continue;  // e.g. Shape of a trained value: no gradient flows back
+    const ops::OpDef* def = ops::registry().find(node.op_type);
+    GRAFT_CHECK(def->backward != nullptr, kUnsupported,
+                "{}: op '{}' has no gradient, but trainable parameters lie before it",
+                node.describe(), node.op_type);
+    for (int k : needing) {
+      bool ok = std::find(def->differentiable_inputs.begin(), def->differentiable_inputs.end(), k) !=
+                def->differentiable_inputs.end();
+      GRAFT_CHECK(ok, kUnsupported, "{}: no gradient flows to input {} ('{}') of {}",
+                  node.describe(), k, node.inputs[k], node.op_type);
+    }
+    active_[i] = true;
+    if (node.op_type != "BatchNormalization") trains_[i] = true;
+    for (const std::string& o : node.outputs)
+      if (!o.empty() && is_floating(infos_.at(o).dtype)) requires_grad_.insert(o);
+  }
+}
+
+void Session::backward(const TensorMap& output_grads) {
+  GRAFT_CHECK(!saved_.empty(), kInvalidArgument,
+              "backward() needs a run() in training mode with trainable parameters first");
+  TensorMap grads;
+  for (const auto& [name, g] : output_grads) {
+    bool is_output = std::any_of(graph_.outputs.begin(), graph_.outputs.end(),
+                                 [&](const ValueDecl& d) { return d.name == name; });
+    GRAFT_CHECK(is_output, kInvalidArgument, "'{}' is not a graph output", name);
+    const ValueInfo& info = infos_.at(name);
+    GRAFT_CHECK(g.shape() == info.shape && g.dtype() == info.dtype, kInvalidArgument,
+                "the gradient of '{}' is {} {}, the output is {} {}", name, dtype_name(g.dtype()),
+                shape_str(g.shape()), dtype_name(info.dtype), shape_str(info.shape));
+    if (requires_grad_.count(name)) grads[name] = g;
+  }
+  for (size_t i = graph_.nodes.size(); i-- > 0;) {
+    if (!active_[i]) continue;
+    const Node& node = graph_.nodes[i];
+    std::vector<const Tensor*> grad_outputs;
+    bool any = false;
+    for (const std::string& o : node.outputs) {
+      auto it = o.empty() ? grads.end() : grads.find(o);
+      grad_outputs.push_back(it == grads.end() ? nullptr : &it->second);
+      any = any || it != grads.end();
+    }
+    if (!any) continue;  // nothing downstream of this node reached the loss
+    std::vector<const Tensor*> inputs, outputs;
+    for (const std::string& name : node.inputs) inputs.push_back(name.empty() ? nullptr : &saved_.at(name));
+    for (const std::string& name : node.outputs) outputs.push_back(name.empty() ? nullptr : &saved_.at(name));
+    std::vector<Tensor> grad_inputs(node.inputs.size());
+    std::vector<Tensor*> grad_ptrs(node.inputs.size(), nullptr);
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      if (node.inputs[k].empty() || !requires_grad_.count(node.inputs[k])) continue;
+      grad_inputs[k] = Tensor(inputs[k]->dtype(), inputs[k]->shape());
+      grad_ptrs[k] = &grad_inputs[k];
+    }
+    const ops::OpDef* def = ops::registry().find(node.op_type);
+    // run() counted its step after the forward: the forward's seed is step - 1's.
+    ops::BackwardContext ctx{node,         graph_.opset, training_ && trains_[i], inputs, outputs,
+                             grad_outputs, grad_ptrs,    node_seed(i, step_ - 1)};
+    with_context(node.describe(), [&] { def->backward(ctx); });
+    for (const std::string& o : node.outputs) grads.erase(o);  // consumed
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      if (!grad_ptrs[k]) continue;
+      auto it = grads.find(node.inputs[k]);
+      if (it == grads.end()) grads.emplace(node.inputs[k], std::move(grad_inputs[k]));
+      else add_into(it->second, grad_inputs[k]);
+    }
+  }
+  for (Parameter& p : parameters_) {
+    auto it = grads.find(p.name);
+    if (it != grads.end()) add_into(p.grad, it->second);
+  }
+  saved_.clear();
+}
+
+}  // namespace graft
