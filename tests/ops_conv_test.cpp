@@ -163,7 +163,8 @@ Tensor conv_transpose_reference(const ConvCase& cc, const Tensor& x, const Tenso
         if (!inside) continue;
         std::vector<int64_t> wi = {xi[1], m};
         wi.insert(wi.end(), k.begin(), k.end());
-        acc[flat(oi, out)] += double(x.data<float>()[flat(xi, cc.x)]) * w.data<float>()[flat(wi, cc.w)];
+        acc[flat(oi, out)] +=
+            double(x.data<float>()[flat(xi, cc.x)]) * w.data<float>()[flat(wi, cc.w)];
       } while (next_index(k, wk));
     }
   } while (next_index(xi, cc.x));
@@ -196,12 +197,19 @@ void check_against_reference(const char* op, const ConvCase& cc, uint32_t seed) 
 
 TEST(Conv, MatchesDirectDefinition) {
   std::vector<ConvCase> cases = {
-      {{2, 3, 11}, {4, 3, 3}, 1, {2}, {2}, {1, 3}, {}, true},                  // 1-D, asymmetric pads
+      {{2, 3, 11}, {4, 3, 3}, 1, {2}, {2}, {1, 3}, {}, true},  // 1-D, asymmetric pads
       {{1, 4, 9, 8}, {6, 2, 3, 2}, 2, {2, 1}, {1, 3}, {0, 2, 1, 1}, {}, true},  // groups, dilation
       {{2, 6, 7, 7}, {12, 1, 3, 3}, 6, {2, 2}, {}, {1, 1, 1, 1}, {}, true},     // depthwise x2
-      {{1, 2, 5, 6, 7}, {3, 2, 2, 3, 2}, 1, {1, 2, 3}, {2, 1, 1}, {1, 0, 2, 0, 1, 1}, {}, true},  // 3-D
-      {{1, 3, 5, 5}, {2, 3, 1, 1}, 1, {3, 3}, {}, {}, {}, false},              // 1x1, stride 3, no bias
-      {{1, 1, 4, 4}, {1, 1, 5, 5}, 1, {}, {}, {2, 2, 2, 2}, {}, true},          // kernel larger than x
+      {{1, 2, 5, 6, 7},
+       {3, 2, 2, 3, 2},
+       1,
+       {1, 2, 3},
+       {2, 1, 1},
+       {1, 0, 2, 0, 1, 1},
+       {},
+       true},                                                           // 3-D
+      {{1, 3, 5, 5}, {2, 3, 1, 1}, 1, {3, 3}, {}, {}, {}, false},       // 1x1, stride 3, no bias
+      {{1, 1, 4, 4}, {1, 1, 5, 5}, 1, {}, {}, {2, 2, 2, 2}, {}, true},  // kernel larger than x
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     SCOPED_TRACE(i);
@@ -211,10 +219,10 @@ TEST(Conv, MatchesDirectDefinition) {
 
 TEST(ConvTranspose, MatchesDirectDefinition) {
   std::vector<ConvCase> cases = {
-      {{2, 3, 5}, {3, 2, 3}, 1, {2}, {1}, {1, 0}, {1}, true},                        // 1-D
-      {{1, 4, 4, 3}, {4, 3, 3, 2}, 2, {2, 3}, {2, 1}, {1, 0, 0, 2}, {1, 2}, true},   // groups
-      {{1, 4, 3, 3}, {4, 1, 3, 3}, 4, {2, 2}, {}, {1, 1, 1, 1}, {1, 1}, true},       // depthwise
-      {{1, 2, 2, 3, 2}, {2, 2, 2, 2, 3}, 1, {2, 1, 2}, {1, 2, 1}, {}, {}, false},  // 3-D
+      {{2, 3, 5}, {3, 2, 3}, 1, {2}, {1}, {1, 0}, {1}, true},                       // 1-D
+      {{1, 4, 4, 3}, {4, 3, 3, 2}, 2, {2, 3}, {2, 1}, {1, 0, 0, 2}, {1, 2}, true},  // groups
+      {{1, 4, 3, 3}, {4, 1, 3, 3}, 4, {2, 2}, {}, {1, 1, 1, 1}, {1, 1}, true},      // depthwise
+      {{1, 2, 2, 3, 2}, {2, 2, 2, 2, 3}, 1, {2, 1, 2}, {1, 2, 1}, {}, {}, false},   // 3-D
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     SCOPED_TRACE(i);
@@ -275,25 +283,43 @@ TEST(Conv, Errors) {
   Tensor w = random_tensor({2, 4, 3, 3}, 2);
   Tensor b = random_tensor({2}, 3);
   auto conv = [&](std::map<std::string, Attribute> a, std::vector<Tensor> in = {}) {
-    return [a, in, x, w] { OneNode{"Conv", 13, a, in.empty() ? std::vector<Tensor>{x, w} : in}.run(); };
+    return [a, in, x, w] {
+      OneNode{"Conv", 13, a, in.empty() ? std::vector<Tensor>{x, w} : in}.run();
+    };
   };
   using K = ErrorKind;
-  expect_error(conv({{"auto_pad", std::string("SAME")}}), K::kUnsupported, "auto_pad 'SAME' is not supported");
-  expect_error(conv({{"strides", Shape{1}}}), K::kInvalidArgument, "attribute 'strides' has 1 values; the input has 2 spatial axes");
-  expect_error(conv({{"pads", Shape{1, 1}}}), K::kInvalidArgument, "attribute 'pads' has 2 values; 2 spatial axes need 4");
-  expect_error(conv({{"strides", Shape{0, 1}}}), K::kInvalidArgument, "stride 0 on spatial axis 0 is not positive");
-  expect_error(conv({{"dilations", Shape{1, -1}}}), K::kInvalidArgument, "dilation -1 on spatial axis 1 is not positive");
-  expect_error(conv({{"pads", Shape{0, -1, 0, 0}}}), K::kInvalidArgument, "negative padding on spatial axis 1");
-  expect_error(conv({{"dilations", Shape{3, 1}}}), K::kInvalidArgument, "window of 7 (kernel 3, dilation 3) is larger than the padded input 5 on spatial axis 0");
-  expect_error(conv({{"kernel_shape", Shape{3, 2}}}), K::kInvalidArgument, "kernel_shape 3x2 does not match the weight's shape 2x4x3x3");
+  expect_error(conv({{"auto_pad", std::string("SAME")}}), K::kUnsupported,
+               "auto_pad 'SAME' is not supported");
+  expect_error(conv({{"strides", Shape{1}}}), K::kInvalidArgument,
+               "attribute 'strides' has 1 values; the input has 2 spatial axes");
+  expect_error(conv({{"pads", Shape{1, 1}}}), K::kInvalidArgument,
+               "attribute 'pads' has 2 values; 2 spatial axes need 4");
+  expect_error(conv({{"strides", Shape{0, 1}}}), K::kInvalidArgument,
+               "stride 0 on spatial axis 0 is not positive");
+  expect_error(conv({{"dilations", Shape{1, -1}}}), K::kInvalidArgument,
+               "dilation -1 on spatial axis 1 is not positive");
+  expect_error(conv({{"pads", Shape{0, -1, 0, 0}}}), K::kInvalidArgument,
+               "negative padding on spatial axis 1");
+  expect_error(
+      conv({{"dilations", Shape{3, 1}}}), K::kInvalidArgument,
+      "window of 7 (kernel 3, dilation 3) is larger than the padded input 5 on spatial axis 0");
+  expect_error(conv({{"kernel_shape", Shape{3, 2}}}), K::kInvalidArgument,
+               "kernel_shape 3x2 does not match the weight's shape 2x4x3x3");
   expect_error(conv({{"group", int64_t{0}}}), K::kInvalidArgument, "group 0 is not positive");
-  expect_error(conv({{"group", int64_t{2}}}), K::kInvalidArgument, "weight 2x4x3x3 takes 4 channels per group; the input has 4 channels in 2 groups");
-  expect_error(conv({{"group", int64_t{4}}}, {x, random_tensor({2, 1, 3, 3}, 4)}), K::kInvalidArgument, "2 output channels do not divide into 4 groups");
-  expect_error(conv({}, {x.reshaped({4, 25}), w}), K::kInvalidArgument, "input has shape 4x25; Conv needs N x C x D1 x ... (at least one spatial axis)");
-  expect_error(conv({}, {x, w.reshaped({2, 4, 9})}), K::kInvalidArgument, "weight has shape 2x4x9, which does not match the input's rank 4");
-  expect_error(conv({}, {x, w, random_tensor({3}, 5)}), K::kInvalidArgument, "bias has shape 3; expected 2 (one value per output channel)");
-  expect_error(conv({}, {x, w, b.cast(DType::kF64)}), K::kInvalidArgument, "bias dtype float64 differs from input dtype float32");
-  expect_error(conv({}, {x, w.cast(DType::kF64)}), K::kInvalidArgument, "weight dtype float64 differs from input dtype float32");
+  expect_error(conv({{"group", int64_t{2}}}), K::kInvalidArgument,
+               "weight 2x4x3x3 takes 4 channels per group; the input has 4 channels in 2 groups");
+  expect_error(conv({{"group", int64_t{4}}}, {x, random_tensor({2, 1, 3, 3}, 4)}),
+               K::kInvalidArgument, "2 output channels do not divide into 4 groups");
+  expect_error(conv({}, {x.reshaped({4, 25}), w}), K::kInvalidArgument,
+               "input has shape 4x25; Conv needs N x C x D1 x ... (at least one spatial axis)");
+  expect_error(conv({}, {x, w.reshaped({2, 4, 9})}), K::kInvalidArgument,
+               "weight has shape 2x4x9, which does not match the input's rank 4");
+  expect_error(conv({}, {x, w, random_tensor({3}, 5)}), K::kInvalidArgument,
+               "bias has shape 3; expected 2 (one value per output channel)");
+  expect_error(conv({}, {x, w, b.cast(DType::kF64)}), K::kInvalidArgument,
+               "bias dtype float64 differs from input dtype float32");
+  expect_error(conv({}, {x, w.cast(DType::kF64)}), K::kInvalidArgument,
+               "weight dtype float64 differs from input dtype float32");
   expect_error(conv({}, {x.cast(DType::kI64), w}), K::kUnsupported, "input 0 has dtype int64");
   Tensor x4 = random_tensor({1, 1, 2, 2, 2, 2}, 6), w4 = random_tensor({1, 1, 1, 1, 1, 1}, 7);
   expect_error(conv({}, {x4, w4}), K::kUnsupported, "4 spatial axes (graft supports 1 to 3)");
@@ -308,11 +334,18 @@ TEST(ConvTranspose, Errors) {
     };
   };
   using K = ErrorKind;
-  expect_error(deconv({{"output_padding", Shape{0, -1}}}), K::kInvalidArgument, "output_padding -1 on spatial axis 1 is negative");
-  expect_error(deconv({{"output_padding", Shape{1}}}), K::kInvalidArgument, "attribute 'output_padding' has 1 values; the input has 2 spatial axes");
-  expect_error(deconv({{"output_shape", Shape{1, 2, 3}}}), K::kInvalidArgument, "attribute 'output_shape' has 3 values; the input has 2 spatial axes");
-  expect_error(deconv({{"pads", Shape{4, 0, 4, 0}}}), K::kInvalidArgument, "pads 4 and 4 exceed the output size 5 on spatial axis 0");
-  expect_error(deconv({}, {x, random_tensor({3, 2, 3, 3}, 3)}), K::kInvalidArgument, "weight 3x2x3x3 takes 3 input channels; the input has 4");
-  expect_error(deconv({{"group", int64_t{3}}}, {random_tensor({1, 4, 3, 3}, 4), w}), K::kInvalidArgument, "4 input channels do not divide into 3 groups");
-  expect_error(deconv({{"group", int64_t{2}}}, {x, w, random_tensor({2}, 5)}), K::kInvalidArgument, "bias has shape 2; expected 4 (one value per output channel)");
+  expect_error(deconv({{"output_padding", Shape{0, -1}}}), K::kInvalidArgument,
+               "output_padding -1 on spatial axis 1 is negative");
+  expect_error(deconv({{"output_padding", Shape{1}}}), K::kInvalidArgument,
+               "attribute 'output_padding' has 1 values; the input has 2 spatial axes");
+  expect_error(deconv({{"output_shape", Shape{1, 2, 3}}}), K::kInvalidArgument,
+               "attribute 'output_shape' has 3 values; the input has 2 spatial axes");
+  expect_error(deconv({{"pads", Shape{4, 0, 4, 0}}}), K::kInvalidArgument,
+               "pads 4 and 4 exceed the output size 5 on spatial axis 0");
+  expect_error(deconv({}, {x, random_tensor({3, 2, 3, 3}, 3)}), K::kInvalidArgument,
+               "weight 3x2x3x3 takes 3 input channels; the input has 4");
+  expect_error(deconv({{"group", int64_t{3}}}, {random_tensor({1, 4, 3, 3}, 4), w}),
+               K::kInvalidArgument, "4 input channels do not divide into 3 groups");
+  expect_error(deconv({{"group", int64_t{2}}}, {x, w, random_tensor({2}, 5)}), K::kInvalidArgument,
+               "bias has shape 2; expected 4 (one value per output channel)");
 }

@@ -95,12 +95,14 @@ TEST(BatchNormalization, RankTwoInput) {
 TEST(BatchNormalization, TrainingModeUsesBatchStatistics) {
   std::vector<Tensor> in = {f32({2, 2, 2}, {1, 3, 2, 2, 5, 7, 2, 2}), f32({2}, {2, 1}),
                             f32({2}, {1, -0.5f}), f32({2}, {10, 0}), f32({2}, {1, 4})};
-  BatchNorm bn{15, {{"epsilon", 4.0f}, {"momentum", 0.5f}, {"training_mode", int64_t{1}}}, in,
+  BatchNorm bn{15,
+               {{"epsilon", 4.0f}, {"momentum", 0.5f}, {"training_mode", int64_t{1}}},
+               in,
                {"y", "running_mean", "running_var"}};
   std::vector<Tensor> out = bn.run();
   expect_near(out[0], {-1, 1.0 / 3, -0.5, -0.5, 5.0 / 3, 3, -0.5, -0.5});
-  expect_near(out[1], {7, 1});    // 10 * 0.5 + 4 * 0.5, 0 * 0.5 + 2 * 0.5
-  expect_near(out[2], {3, 2});    // 1 * 0.5 + 5 * 0.5, 4 * 0.5 + 0 * 0.5
+  expect_near(out[1], {7, 1});  // 10 * 0.5 + 4 * 0.5, 0 * 0.5 + 2 * 0.5
+  expect_near(out[2], {3, 2});  // 1 * 0.5 + 5 * 0.5, 4 * 0.5 + 0 * 0.5
   // Training mode without the running outputs still normalises by the batch.
   bn.outputs = {"y"};
   expect_near(bn.run1(), {-1, 1.0 / 3, -0.5, -0.5, 5.0 / 3, 3, -0.5, -0.5});
@@ -112,8 +114,8 @@ TEST(BatchNormalization, TrainingModeMixedDtypes) {
   std::vector<Tensor> in = {Tensor::from_vector<double>({2, 1}, {1, 3}), f32({1}, {1}),
                             f32({1}, {0}), Tensor::from_vector<double>({1}, {0}),
                             Tensor::from_vector<double>({1}, {0})};
-  BatchNorm bn{15, {{"epsilon", 0.0f}, {"training_mode", int64_t{1}}}, in,
-               {"y", "", "running_var"}};
+  BatchNorm bn{
+      15, {{"epsilon", 0.0f}, {"training_mode", int64_t{1}}}, in, {"y", "", "running_var"}};
   std::vector<Tensor> out = bn.run();
   EXPECT_EQ(out[0].dtype(), DType::kF64);
   expect_near(out[0], {-1, 1});
@@ -128,20 +130,29 @@ TEST(BatchNormalization, Errors) {
     return [=] { BatchNorm{opset, a, in, outs}.run(); };
   };
   std::vector<Tensor> ok = two_channels();
-  expect_error(bn(15, {{"training_mode", int64_t{2}}}, ok), K::kUnsupported, "training_mode 2 is not supported (0 or 1)");
-  expect_error(bn(7, {{"spatial", int64_t{-1}}}, ok), K::kUnsupported, "spatial -1 is not supported (0 or 1)");
-  expect_error(bn(9, {}, ok, {"y", "m", "v", "sm", "sv"}), K::kUnsupported, "the training outputs (mean, var, saved_mean, saved_var) of opset 9 are not supported");
-  expect_error(bn(14, {{"training_mode", int64_t{1}}}, ok, {"y", "m", "v", "sm"}), K::kCorruption, "has 4 outputs; opset 14 gives at most 3");
-  expect_error(bn(15, {}, ok, {"y", "m", "v"}), K::kCorruption, "outputs running_mean and running_var are only given when training_mode=1");
+  expect_error(bn(15, {{"training_mode", int64_t{2}}}, ok), K::kUnsupported,
+               "training_mode 2 is not supported (0 or 1)");
+  expect_error(bn(7, {{"spatial", int64_t{-1}}}, ok), K::kUnsupported,
+               "spatial -1 is not supported (0 or 1)");
+  expect_error(
+      bn(9, {}, ok, {"y", "m", "v", "sm", "sv"}), K::kUnsupported,
+      "the training outputs (mean, var, saved_mean, saved_var) of opset 9 are not supported");
+  expect_error(bn(14, {{"training_mode", int64_t{1}}}, ok, {"y", "m", "v", "sm"}), K::kCorruption,
+               "has 4 outputs; opset 14 gives at most 3");
+  expect_error(bn(15, {}, ok, {"y", "m", "v"}), K::kCorruption,
+               "outputs running_mean and running_var are only given when training_mode=1");
   std::vector<Tensor> in = ok;
   in[0] = f32({4}, {1, 2, 3, 4});
-  expect_error(bn(15, {}, in), K::kInvalidArgument, "input has shape 4; BatchNormalization needs N x C x ...");
+  expect_error(bn(15, {}, in), K::kInvalidArgument,
+               "input has shape 4; BatchNormalization needs N x C x ...");
   in = ok;
   in[3] = f32({3}, {0, 0, 0});
   expect_error(bn(15, {}, in), K::kInvalidArgument, "mean has shape 3; 2 channels need 2");
-  expect_error(bn(7, {{"spatial", int64_t{0}}}, in), K::kInvalidArgument, "mean has shape 3; 2 channels need 2 or 2x2");
+  expect_error(bn(7, {{"spatial", int64_t{0}}}, in), K::kInvalidArgument,
+               "mean has shape 3; 2 channels need 2 or 2x2");
   in[3] = f32({2, 2}, {0, 0, 0, 0});
-  expect_error(bn(7, {{"spatial", int64_t{0}}}, in), K::kInvalidArgument, "mean has shape 2x2 but scale has shape 2");
+  expect_error(bn(7, {{"spatial", int64_t{0}}}, in), K::kInvalidArgument,
+               "mean has shape 2x2 but scale has shape 2");
   in = ok;
   in[0] = ok[0].cast(DType::kI32);
   expect_error(bn(15, {}, in), K::kUnsupported, "input 0 has dtype int32");

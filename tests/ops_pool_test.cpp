@@ -53,8 +53,10 @@ Tensor iota(Shape shape, float start = 1) {
 // ceil_mode=True): the last window starts at 5 and runs past the end padding,
 // which counts only up to the padded end.
 TEST(AveragePool, CeilModeWithPadding) {
-  std::map<std::string, Attribute> a = {{"kernel_shape", Shape{3}}, {"strides", Shape{2}},
-                                        {"pads", Shape{1, 1}}, {"ceil_mode", int64_t{1}}};
+  std::map<std::string, Attribute> a = {{"kernel_shape", Shape{3}},
+                                        {"strides", Shape{2}},
+                                        {"pads", Shape{1, 1}},
+                                        {"ceil_mode", int64_t{1}}};
   Tensor x = iota({1, 1, 6});
   EXPECT_EQ(OneNode({"AveragePool", 11, a, x}).run1().to_vector<float>(),
             (std::vector<float>{1.5f, 3, 5, 6}));
@@ -67,8 +69,10 @@ TEST(AveragePool, CeilModeWithPadding) {
 // stride 2, pads 1: ceil((5 + 2 - 2) / 2) + 1 = 4 windows would start at
 // -1, 1, 3, 5, and the last one lies wholly in the padding.
 TEST(AveragePool, CeilModeDropsWindowStartingInPadding) {
-  std::map<std::string, Attribute> a = {{"kernel_shape", Shape{2}}, {"strides", Shape{2}},
-                                        {"pads", Shape{1, 1}}, {"ceil_mode", int64_t{1}}};
+  std::map<std::string, Attribute> a = {{"kernel_shape", Shape{2}},
+                                        {"strides", Shape{2}},
+                                        {"pads", Shape{1, 1}},
+                                        {"ceil_mode", int64_t{1}}};
   EXPECT_EQ(OneNode({"AveragePool", 11, a, iota({1, 1, 5})}).run1().to_vector<float>(),
             (std::vector<float>{1, 2.5f, 4.5f}));
 }
@@ -86,26 +90,33 @@ TEST(AveragePool, DoubleAndDilations) {
 // offset (plane * 12). Ties keep the first maximum.
 TEST(MaxPool, IndicesCountBatchAndChannels) {
   Tensor x = Tensor::from_vector<float>(
-      {2, 2, 3, 4}, {1, 5, 2, 0, 3, 4, 9, 1, 0, 2, 8, 8,  7, 1, 1, 7, 2, 2, 2, 2, 6, 0, 0, 6,
-                     1, 0, 0, 0, 0, 0, 0, 3, 0, 5, 0, 0,  -1, -2, -3, -4, -5, -6, -7, -8, -9, -9, -9, -9});
-  OneNode n{"MaxPool", 12,
+      {2, 2, 3, 4},
+      {1, 5, 2, 0, 3, 4, 9, 1, 0, 2, 8, 8, 7,  1,  1,  7,  2,  2,  2,  2,  6,  0,  0,  6,
+       1, 0, 0, 0, 0, 0, 0, 3, 0, 5, 0, 0, -1, -2, -3, -4, -5, -6, -7, -8, -9, -9, -9, -9});
+  OneNode n{"MaxPool",
+            12,
             {{"kernel_shape", Shape{2, 2}}, {"strides", Shape{2, 2}}, {"ceil_mode", int64_t{1}}},
-            x, 2};
+            x,
+            2};
   std::vector<Tensor> y = n.run();
   EXPECT_EQ(y[0].shape(), (Shape{2, 2, 2, 2}));
   EXPECT_EQ(y[0].to_vector<float>(),
             (std::vector<float>{5, 9, 2, 8, 7, 7, 6, 6, 1, 3, 5, 0, -1, -3, -9, -9}));
-  EXPECT_EQ(y[1].to_vector<int64_t>(), (std::vector<int64_t>{1, 6, 9, 10, 12, 15, 20, 23, 24, 31,
-                                                             33, 34, 36, 38, 44, 46}));
+  EXPECT_EQ(y[1].to_vector<int64_t>(),
+            (std::vector<int64_t>{1, 6, 9, 10, 12, 15, 20, 23, 24, 31, 33, 34, 36, 38, 44, 46}));
 }
 
 // Column-major indices: position (h, w) of a 3x4 plane is h + 3 * w.
 TEST(MaxPool, IndicesInColumnMajorOrder) {
   Tensor x = Tensor::from_vector<float>({1, 1, 3, 4}, {1, 5, 2, 0, 3, 4, 9, 1, 0, 2, 8, 8});
-  OneNode n{"MaxPool", 12,
-            {{"kernel_shape", Shape{2, 2}}, {"strides", Shape{2, 2}}, {"ceil_mode", int64_t{1}},
+  OneNode n{"MaxPool",
+            12,
+            {{"kernel_shape", Shape{2, 2}},
+             {"strides", Shape{2, 2}},
+             {"ceil_mode", int64_t{1}},
              {"storage_order", int64_t{1}}},
-            x, 2};
+            x,
+            2};
   EXPECT_EQ(n.run()[1].to_vector<int64_t>(), (std::vector<int64_t>{3, 7, 5, 8}));
 }
 
@@ -121,9 +132,13 @@ TEST(MaxPool, Int8AndNegativeValuesWithPadding) {
 // 2 spatial sizes 1..10 with kernel 3, dilation 2, stride 3, pads 2 and ceil
 // mode: windows start at -2, 1, 4, 7 (the last stays: 7 < 10 + 2).
 TEST(MaxPool, DilationStrideCeilMode) {
-  OneNode n{"MaxPool", 12,
-            {{"kernel_shape", Shape{3}}, {"dilations", Shape{2}}, {"strides", Shape{3}},
-             {"pads", Shape{2, 2}}, {"ceil_mode", int64_t{1}}},
+  OneNode n{"MaxPool",
+            12,
+            {{"kernel_shape", Shape{3}},
+             {"dilations", Shape{2}},
+             {"strides", Shape{3}},
+             {"pads", Shape{2, 2}},
+             {"ceil_mode", int64_t{1}}},
             iota({1, 1, 10})};
   // taps -2,0,2 -> 1,3; 1,3,5 -> 6; 4,6,8 -> 9; 7,9,11 -> 10
   EXPECT_EQ(n.run1().to_vector<float>(), (std::vector<float>{3, 6, 9, 10}));
@@ -148,16 +163,29 @@ TEST(Pool, Errors) {
   };
   Shape k = {2, 2};
   using K = ErrorKind;
-  expect_error(pool("MaxPool", {{"kernel_shape", k}, {"ceil_mode", int64_t{2}}}, x), K::kUnsupported, "ceil_mode 2 is not supported (0 or 1)");
-  expect_error(pool("AveragePool", {{"kernel_shape", k}, {"count_include_pad", int64_t{-1}}}, x), K::kUnsupported, "count_include_pad -1 is not supported (0 or 1)");
-  expect_error(pool("MaxPool", {{"kernel_shape", k}, {"storage_order", int64_t{3}}}, x), K::kUnsupported, "storage_order 3 is not supported (0 or 1)");
-  expect_error(pool("MaxPool", {{"kernel_shape", k}, {"auto_pad", std::string("same")}}, x), K::kUnsupported, "auto_pad 'same' is not supported");
-  expect_error(pool("AveragePool", {}, x), K::kInvalidArgument, "attribute 'kernel_shape' is required");
-  expect_error(pool("AveragePool", {{"kernel_shape", Shape{2}}}, x), K::kInvalidArgument, "attribute 'kernel_shape' has 1 values; the input has 2 spatial axes");
-  expect_error(pool("MaxPool", {{"kernel_shape", Shape{2, 0}}}, x), K::kInvalidArgument, "kernel size 0 on spatial axis 1");
-  expect_error(pool("MaxPool", {{"kernel_shape", Shape{5, 2}}}, x), K::kInvalidArgument, "window of 5 (kernel 5, dilation 1) is larger than the padded input 4 on spatial axis 0");
-  expect_error(pool("MaxPool", {{"kernel_shape", Shape{2}}}, iota({4, 4})), K::kInvalidArgument, "input has shape 4x4; MaxPool needs N x C x D1 x ... (at least one spatial axis)");
-  expect_error(pool("MaxPool", {{"kernel_shape", k}}, x.cast(DType::kI64)), K::kUnsupported, "input 0 has dtype int64");
-  expect_error(pool("GlobalMaxPool", {}, iota({4})), K::kInvalidArgument, "input has shape 4; GlobalMaxPool needs N x C x ...");
-  expect_error(pool("GlobalAveragePool", {}, x.cast(DType::kI32)), K::kUnsupported, "input 0 has dtype int32");
+  expect_error(pool("MaxPool", {{"kernel_shape", k}, {"ceil_mode", int64_t{2}}}, x),
+               K::kUnsupported, "ceil_mode 2 is not supported (0 or 1)");
+  expect_error(pool("AveragePool", {{"kernel_shape", k}, {"count_include_pad", int64_t{-1}}}, x),
+               K::kUnsupported, "count_include_pad -1 is not supported (0 or 1)");
+  expect_error(pool("MaxPool", {{"kernel_shape", k}, {"storage_order", int64_t{3}}}, x),
+               K::kUnsupported, "storage_order 3 is not supported (0 or 1)");
+  expect_error(pool("MaxPool", {{"kernel_shape", k}, {"auto_pad", std::string("same")}}, x),
+               K::kUnsupported, "auto_pad 'same' is not supported");
+  expect_error(pool("AveragePool", {}, x), K::kInvalidArgument,
+               "attribute 'kernel_shape' is required");
+  expect_error(pool("AveragePool", {{"kernel_shape", Shape{2}}}, x), K::kInvalidArgument,
+               "attribute 'kernel_shape' has 1 values; the input has 2 spatial axes");
+  expect_error(pool("MaxPool", {{"kernel_shape", Shape{2, 0}}}, x), K::kInvalidArgument,
+               "kernel size 0 on spatial axis 1");
+  expect_error(
+      pool("MaxPool", {{"kernel_shape", Shape{5, 2}}}, x), K::kInvalidArgument,
+      "window of 5 (kernel 5, dilation 1) is larger than the padded input 4 on spatial axis 0");
+  expect_error(pool("MaxPool", {{"kernel_shape", Shape{2}}}, iota({4, 4})), K::kInvalidArgument,
+               "input has shape 4x4; MaxPool needs N x C x D1 x ... (at least one spatial axis)");
+  expect_error(pool("MaxPool", {{"kernel_shape", k}}, x.cast(DType::kI64)), K::kUnsupported,
+               "input 0 has dtype int64");
+  expect_error(pool("GlobalMaxPool", {}, iota({4})), K::kInvalidArgument,
+               "input has shape 4; GlobalMaxPool needs N x C x ...");
+  expect_error(pool("GlobalAveragePool", {}, x.cast(DType::kI32)), K::kUnsupported,
+               "input 0 has dtype int32");
 }

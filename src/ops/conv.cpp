@@ -105,7 +105,8 @@ ConvGeometry transposed_geometry(const Node& node, const Shape& in, const Shape&
   Shape output_padding = axis_attr(node, "output_padding", rank, 0);
   Shape output_shape = node.attr_ints("output_shape");
   // Some exporters give output_shape with the batch and channel dims too.
-  if (output_shape.size() == rank + 2) output_shape.erase(output_shape.begin(), output_shape.begin() + 2);
+  if (output_shape.size() == rank + 2)
+    output_shape.erase(output_shape.begin(), output_shape.begin() + 2);
   GRAFT_CHECK(output_shape.empty() || output_shape.size() == rank, kInvalidArgument,
               "attribute 'output_shape' has {} values; the input has {} spatial axes",
               output_shape.size(), rank);
@@ -230,10 +231,9 @@ template <typename T>
 void fill_bias(T* y, const T* bias, int64_t batch, int64_t channels, int64_t plane) {
   if (!bias) return;
   for (int64_t n = 0; n < batch; ++n)
-    for (int64_t m = 0; m < channels; ++m) std::fill_n(y + (n * channels + m) * plane, plane, bias[m]);
+    for (int64_t m = 0; m < channels; ++m)
+      std::fill_n(y + (n * channels + m) * plane, plane, bias[m]);
 }
-
-int64_t product(const Shape& s) { return shape_numel(s); }
 
 // Loop order: one output plane at a time, accumulating every input channel
 // and tap into it, so the plane stays in cache and the innermost loop walks
@@ -241,7 +241,8 @@ int64_t product(const Shape& s) { return shape_numel(s); }
 template <typename T>
 void conv_forward(const T* x, const T* w, const T* bias, T* y, const ConvChannels& ch,
                   const ConvGeometry& g) {
-  int64_t in_plane = product(g.in), out_plane = product(g.out), taps = product(g.kernel);
+  int64_t in_plane = shape_numel(g.in), out_plane = shape_numel(g.out);
+  int64_t taps = shape_numel(g.kernel);
   int64_t in_channels = ch.groups * ch.in_per_group, out_channels = ch.groups * ch.out_per_group;
   fill_bias(y, bias, ch.batch, out_channels, out_plane);
   for (int64_t n = 0; n < ch.batch; ++n)
@@ -261,7 +262,8 @@ void conv_forward(const T* x, const T* w, const T* bias, T* y, const ConvChannel
 template <typename T>
 void conv_transpose_forward(const T* x, const T* w, const T* bias, T* y, const ConvChannels& ch,
                             const ConvGeometry& g) {
-  int64_t in_plane = product(g.in), out_plane = product(g.out), taps = product(g.kernel);
+  int64_t in_plane = shape_numel(g.in), out_plane = shape_numel(g.out);
+  int64_t taps = shape_numel(g.kernel);
   int64_t in_channels = ch.groups * ch.in_per_group, out_channels = ch.groups * ch.out_per_group;
   fill_bias(y, bias, ch.batch, out_channels, out_plane);
   for (int64_t n = 0; n < ch.batch; ++n)
@@ -276,8 +278,8 @@ void conv_transpose_forward(const T* x, const T* w, const T* bias, T* y, const C
     }
 }
 
-const std::vector<std::string> kConvAttributes = {"auto_pad", "dilations", "group",
-                                                  "kernel_shape", "pads", "strides"};
+const std::vector<std::string> kConvAttributes = {"auto_pad",     "dilations", "group",
+                                                  "kernel_shape", "pads",      "strides"};
 
 void check_conv(const Node& node, int) { check_auto_pad(node); }
 
@@ -298,11 +300,13 @@ void check_conv_inputs(InferContext& c, int64_t out_channels) {
           dtype_name(c.dtype(1)), dtype_name(c.dtype(0)));
   const Shape& x = c.shape(0);
   const Shape& w = c.shape(1);
-  c.check(x.size() >= 3, "input has shape {}; {} needs N x C x D1 x ... (at least one spatial axis)",
-          shape_str(x), c.node.op_type);
+  c.check(x.size() >= 3,
+          "input has shape {}; {} needs N x C x D1 x ... (at least one spatial axis)", shape_str(x),
+          c.node.op_type);
   c.check(w.size() == x.size(), "weight has shape {}, which does not match the input's rank {}",
           shape_str(w), x.size());
-  c.check(c.node.attr_int("group", 1) >= 1, "group {} is not positive", c.node.attr_int("group", 1));
+  c.check(c.node.attr_int("group", 1) >= 1, "group {} is not positive",
+          c.node.attr_int("group", 1));
   if (c.has_input(2)) {
     c.check(c.dtype(2) == c.dtype(0), "bias dtype {} differs from input dtype {}",
             dtype_name(c.dtype(2)), dtype_name(c.dtype(0)));

@@ -12,13 +12,13 @@
 namespace graft::ops {
 
 struct ConvGeometry {
-  Shape in;         // input spatial sizes
-  Shape kernel;     // window (kernel) sizes
+  Shape in;      // input spatial sizes
+  Shape kernel;  // window (kernel) sizes
   Shape strides;
   Shape dilations;
   Shape pad_begin;  // may be negative for ConvTranspose with output_shape
   Shape pad_end;
-  Shape out;        // output spatial sizes
+  Shape out;  // output spatial sizes
 
   int rank() const { return static_cast<int>(in.size()); }
   // Span of the dilated window along axis i.

@@ -83,8 +83,8 @@ void infer_batch_norm(InferContext& c) {
     bool per_activation = !spatial && shape_numel(c.shape(i)) == l.channels * l.inner;
     c.check(per_channel || per_activation, "{} has shape {}; {} channels need {}", kInputNames[i],
             shape_str(c.shape(i)), l.channels,
-            spatial ? std::to_string(l.channels) : fmt::format("{} or {}x{}", l.channels,
-                                                                 l.channels, l.inner));
+            spatial ? std::to_string(l.channels)
+                    : fmt::format("{} or {}x{}", l.channels, l.channels, l.inner));
     c.check(shape_numel(c.shape(i)) == shape_numel(c.shape(kScale)),
             "{} has shape {} but scale has shape {}", kInputNames[i], shape_str(c.shape(i)),
             shape_str(c.shape(kScale)));

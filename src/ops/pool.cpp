@@ -118,8 +118,9 @@ void check_pool(const Node& node, int) {
 // Output i (the pooled values, or MaxPool's indices) has shape (N, C, out...).
 void infer_pool(InferContext& c) {
   const Shape& x = c.shape(0);
-  c.check(x.size() >= 3, "input has shape {}; {} needs N x C x D1 x ... (at least one spatial axis)",
-          shape_str(x), c.node.op_type);
+  c.check(x.size() >= 3,
+          "input has shape {}; {} needs N x C x D1 x ... (at least one spatial axis)", shape_str(x),
+          c.node.op_type);
   c.check(c.node.has_attr("kernel_shape"), "attribute 'kernel_shape' is required");
   ConvGeometry g = pool_geometry(c.node, x);
   g.as_3d();  // rejects unsupported ranks before running
@@ -132,18 +133,20 @@ void infer_pool(InferContext& c) {
 template <typename T>
 void average_pool(const T* x, T* y, const ConvGeometry& g, int64_t planes, bool include_pad) {
   int64_t in_plane = shape_numel(g.in), out_plane = shape_numel(g.out);
-  for_each_window(g, planes, [&](int64_t p, int64_t o, const AxisWindow& wd, const AxisWindow& wh,
-                                 const AxisWindow& ww) {
-    const T* xp = x + p * in_plane;
-    double sum = 0;
-    for (int64_t id : wd.inside)
-      for (int64_t ih : wh.inside)
-        for (int64_t iw : ww.inside) sum += xp[(id * g.in[1] + ih) * g.in[2] + iw];
-    int64_t count = include_pad ? wd.padded_count * wh.padded_count * ww.padded_count
-                                : static_cast<int64_t>(wd.inside.size() * wh.inside.size() *
-                                                       ww.inside.size());
-    y[p * out_plane + o] = static_cast<T>(count == 0 ? 0.0 : sum / static_cast<double>(count));
-  });
+  for_each_window(
+      g, planes,
+      [&](int64_t p, int64_t o, const AxisWindow& wd, const AxisWindow& wh, const AxisWindow& ww) {
+        const T* xp = x + p * in_plane;
+        double sum = 0;
+        for (int64_t id : wd.inside)
+          for (int64_t ih : wh.inside)
+            for (int64_t iw : ww.inside) sum += xp[(id * g.in[1] + ih) * g.in[2] + iw];
+        int64_t count =
+            include_pad
+                ? wd.padded_count * wh.padded_count * ww.padded_count
+                : static_cast<int64_t>(wd.inside.size() * wh.inside.size() * ww.inside.size());
+        y[p * out_plane + o] = static_cast<T>(count == 0 ? 0.0 : sum / static_cast<double>(count));
+      });
 }
 
 // `indices` (optional) receives each maximum's flat position in x, the
@@ -152,31 +155,32 @@ template <typename T>
 void max_pool(const T* x, T* y, int64_t* indices, const ConvGeometry& g, int64_t planes,
               bool column_major) {
   int64_t in_plane = shape_numel(g.in), out_plane = shape_numel(g.out);
-  for_each_window(g, planes, [&](int64_t p, int64_t o, const AxisWindow& wd, const AxisWindow& wh,
-                                 const AxisWindow& ww) {
-    const T* xp = x + p * in_plane;
-    T best = std::numeric_limits<T>::lowest();
-    int64_t best_at = 0;
-    bool found = false;
-    for (int64_t id : wd.inside)
-      for (int64_t ih : wh.inside)
-        for (int64_t iw : ww.inside) {
-          int64_t at = (id * g.in[1] + ih) * g.in[2] + iw;
-          if (found && !(xp[at] > best)) continue;  // the first maximum wins
-          found = true;
-          best = xp[at];
-          best_at = column_major ? id + ih * g.in[0] + iw * g.in[0] * g.in[1] : at;
-        }
-    y[p * out_plane + o] = best;
-    if (indices) indices[p * out_plane + o] = p * in_plane + best_at;
-  });
+  for_each_window(
+      g, planes,
+      [&](int64_t p, int64_t o, const AxisWindow& wd, const AxisWindow& wh, const AxisWindow& ww) {
+        const T* xp = x + p * in_plane;
+        T best = std::numeric_limits<T>::lowest();
+        int64_t best_at = 0;
+        bool found = false;
+        for (int64_t id : wd.inside)
+          for (int64_t ih : wh.inside)
+            for (int64_t iw : ww.inside) {
+              int64_t at = (id * g.in[1] + ih) * g.in[2] + iw;
+              if (found && !(xp[at] > best)) continue;  // the first maximum wins
+              found = true;
+              best = xp[at];
+              best_at = column_major ? id + ih * g.in[0] + iw * g.in[0] * g.in[1] : at;
+            }
+        y[p * out_plane + o] = best;
+        if (indices) indices[p * out_plane + o] = p * in_plane + best_at;
+      });
 }
 
 OpDef average_pool_op() {
   OpDef d;
   d.type = "AveragePool";
-  d.attributes = {"auto_pad", "ceil_mode", "count_include_pad", "dilations",
-                  "kernel_shape", "pads", "strides"};
+  d.attributes = {"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape",
+                  "pads",     "strides"};
   d.check = check_pool;
   d.infer = [](InferContext& c) {
     c.require_dtype(0, {DType::kF32, DType::kF64});
@@ -198,8 +202,8 @@ OpDef max_pool_op() {
   OpDef d;
   d.type = "MaxPool";
   d.max_outputs = 2;
-  d.attributes = {"auto_pad", "ceil_mode", "dilations", "kernel_shape",
-                  "pads", "storage_order", "strides"};
+  d.attributes = {"auto_pad", "ceil_mode",     "dilations", "kernel_shape",
+                  "pads",     "storage_order", "strides"};
   d.check = check_pool;
   d.infer = [](InferContext& c) {
     c.require_dtype(0, {DType::kF32, DType::kF64, DType::kI8, DType::kU8});
