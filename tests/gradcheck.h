@@ -23,6 +23,10 @@ struct GradCheck {
 
 namespace detail {
 
+// Every forward and backward of a check uses this seed, so a random op
+// (Dropout in training) draws the same mask in each.
+constexpr uint64_t kSeed = 1234;
+
 inline std::vector<Tensor> forward(const GradCheck& gc, const std::vector<Tensor>& inputs) {
   const ops::OpDef* def = ops::registry().find(gc.node.op_type);
   std::vector<ValueInfo> infos(inputs.size());
@@ -47,7 +51,7 @@ inline std::vector<Tensor> forward(const GradCheck& gc, const std::vector<Tensor
   for (Tensor& t : outs) out_ptrs.push_back(&t);
   std::vector<const Tensor*> in_ptrs;
   for (const Tensor& t : inputs) in_ptrs.push_back(t.defined() ? &t : nullptr);
-  ops::KernelContext kc{gc.node, gc.opset, in_ptrs, out_ptrs, gc.training, 1234};
+  ops::KernelContext kc{gc.node, gc.opset, in_ptrs, out_ptrs, gc.training, detail::kSeed};
   def->compute(kc);
   return outs;
 }
@@ -93,7 +97,8 @@ inline void expect_gradients_match(const GradCheck& gc) {
   for (const Tensor& t : gc.inputs) in_ptrs.push_back(t.defined() ? &t : nullptr);
   for (const Tensor& t : outs) out_ptrs.push_back(&t);
   for (const Tensor& t : weights) gout_ptrs.push_back(t.defined() ? &t : nullptr);
-  ops::BackwardContext bc{gc.node, gc.opset, gc.training, in_ptrs, out_ptrs, gout_ptrs, grad_ptrs};
+  ops::BackwardContext bc{gc.node,  gc.opset,  gc.training, in_ptrs, out_ptrs,
+                          gout_ptrs, grad_ptrs, detail::kSeed};
   def->backward(bc);
 
   for (int i : def->differentiable_inputs) {
