@@ -1,10 +1,15 @@
 // Activations and other one-input functions: the element-wise ones (Relu,
 // Sigmoid, Exp, ...), PRelu, Clip, Softmax and LogSoftmax, and the ops that
 // pass their input through at inference (Dropout, Identity).
+//
+// The gradient rules read only the forward inputs (and Dropout's seed) and
+// recompute whatever else they need, so the executor does not have to keep
+// these ops' outputs for the backward pass. They run in float32 and float64.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numbers>
 #include <optional>
 #include <random>
 
@@ -74,10 +79,26 @@ void map_elements(const Tensor& x, Tensor& y, F f) {
   });
 }
 
+// dx[i] = f'(x[i]) * dy[i], with f' from deriv (a function of double).
+template <typename Deriv>
+void unary_backward(BackwardContext& c, Deriv deriv) {
+  if (!c.has_grad_output(0) || !c.wants_grad(0)) return;
+  visit_float(c.in(0).dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = c.in(0).data<T>();
+    const T* dy = c.grad_out(0).data<T>();
+    T* dx = c.grad_in(0).data<T>();
+    for (int64_t i = 0; i < c.in(0).numel(); ++i)
+      dx[i] = static_cast<T>(deriv(static_cast<double>(x[i])) * dy[i]);
+  });
+}
+
 // An element-wise op. make(node) returns the function applied to each
-// element, so that attributes are read once per run, not per element.
-template <typename Make>
-OpDef unary_op(const char* type, std::vector<std::string> attributes, bool integers, Make make) {
+// element and make_deriv(node) its derivative, so that attributes are read
+// once per run, not per element.
+template <typename Make, typename MakeDeriv>
+OpDef unary_op(const char* type, std::vector<std::string> attributes, bool integers, Make make,
+               MakeDeriv make_deriv) {
   OpDef d;
   d.type = type;
   d.attributes = std::move(attributes);
@@ -89,19 +110,33 @@ OpDef unary_op(const char* type, std::vector<std::string> attributes, bool integ
     compute_widening_f16(c,
                          [&](KernelContext& w) { map_elements(w.in(0), w.out(0), make(w.node)); });
   };
+  d.differentiable_inputs = {0};
+  d.backward = [make_deriv](BackwardContext& c) { unary_backward(c, make_deriv(c.node)); };
   return d;
 }
 
 // An element-wise op without attributes other than the legacy consumed_inputs.
-template <typename F>
-OpDef simple_unary_op(const char* type, F f) {
-  return unary_op(type, {kConsumedInputs}, false, [f](const Node&) { return f; });
+template <typename F, typename Deriv>
+OpDef simple_unary_op(const char* type, F f, Deriv deriv) {
+  return unary_op(
+      type, {kConsumedInputs}, false, [f](const Node&) { return f; },
+      [deriv](const Node&) { return deriv; });
 }
 
 template <typename T>
 T hard_sigmoid(T x, double alpha, double beta) {
   return static_cast<T>(std::clamp(alpha * x + beta, 0.0, 1.0));
 }
+
+// The derivative of hard_sigmoid: alpha where alpha * x + beta is strictly
+// inside (0, 1), else 0. At the two corners, which have no derivative, this
+// takes the clamped side (PyTorch's HardSwish takes the sloped side at +-3).
+double hard_sigmoid_slope(double x, double alpha, double beta) {
+  double v = alpha * x + beta;
+  return v > 0 && v < 1 ? alpha : 0;
+}
+
+double sigmoid(double x) { return 1 / (1 + std::exp(-x)); }
 
 // --- PRelu -----------------------------------------------------------------
 
@@ -122,6 +157,28 @@ bool broadcasts_to(const Shape& from, const Shape& to) {
   for (size_t i = 0; i < from.size(); ++i)
     if (from[i] != 1 && from[i] != to[offset + i]) return false;
   return true;
+}
+
+// At x = 0 the slope side is taken, as PyTorch does. A slope element shared
+// by several inputs (broadcast) sums their gradients.
+void prelu_backward(BackwardContext& c) {
+  if (!c.has_grad_output(0)) return;
+  const Tensor& x = c.in(0);
+  Shape slope_shape = prelu_slope_shape(c.opset, x.shape(), c.in(1).shape());
+  std::vector<int64_t> at = broadcast_index_map(slope_shape, x.shape());
+  visit_float(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    const T* slope = c.in(1).data<T>();
+    const T* dy = c.grad_out(0).data<T>();
+    T* dx = c.wants_grad(0) ? c.grad_in(0).data<T>() : nullptr;
+    T* dslope = c.wants_grad(1) ? c.grad_in(1).data<T>() : nullptr;
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      bool positive = px[i] > 0;
+      if (dx) dx[i] = positive ? dy[i] : static_cast<T>(slope[at[i]] * dy[i]);
+      if (dslope && !positive) dslope[at[i]] += px[i] * dy[i];
+    }
+  });
 }
 
 OpDef prelu_op() {
@@ -154,24 +211,44 @@ OpDef prelu_op() {
       });
     });
   };
+  d.differentiable_inputs = {0, 1};
+  d.backward = prelu_backward;
   return d;
 }
 
 // --- Clip ------------------------------------------------------------------
 
 // The bounds come from attributes before opset 11 and from optional scalar
-// inputs after; a missing bound does not limit.
+// inputs after (`inputs`: the node's, nullptr or missing when absent); a
+// missing bound does not limit.
 template <typename T>
-std::pair<T, T> clip_bounds(const KernelContext& c) {
+std::pair<T, T> clip_bounds(const Node& node, int opset, const std::vector<const Tensor*>& inputs) {
+  const Tensor* min_input = inputs.size() > 1 ? inputs[1] : nullptr;
+  const Tensor* max_input = inputs.size() > 2 ? inputs[2] : nullptr;
   T lo = std::numeric_limits<T>::lowest(), hi = std::numeric_limits<T>::max();
-  if (c.opset < 11) {
-    if (c.node.has_attr("min")) lo = static_cast<T>(c.node.attr_float("min", 0));
-    if (c.node.has_attr("max")) hi = static_cast<T>(c.node.attr_float("max", 0));
+  if (opset < 11) {
+    if (node.has_attr("min")) lo = static_cast<T>(node.attr_float("min", 0));
+    if (node.has_attr("max")) hi = static_cast<T>(node.attr_float("max", 0));
   } else {
-    if (c.has_input(1)) lo = c.in(1).data<T>()[0];
-    if (c.has_input(2)) hi = c.in(2).data<T>()[0];
+    if (min_input) lo = min_input->data<T>()[0];
+    if (max_input) hi = max_input->data<T>()[0];
   }
   return {lo, hi};
+}
+
+// The gradient passes where the input is within the bounds, bounds included
+// (as PyTorch's clamp); where it was clipped the output does not depend on it.
+// When lo > hi the output is the constant hi and nothing passes.
+void clip_backward(BackwardContext& c) {
+  if (!c.has_grad_output(0) || !c.wants_grad(0)) return;
+  visit_float(c.in(0).dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    auto [lo, hi] = clip_bounds<T>(c.node, c.opset, c.inputs);
+    const T* x = c.in(0).data<T>();
+    const T* dy = c.grad_out(0).data<T>();
+    T* dx = c.grad_in(0).data<T>();
+    for (int64_t i = 0; i < c.in(0).numel(); ++i) dx[i] = lo <= x[i] && x[i] <= hi ? dy[i] : T{0};
+  });
 }
 
 void check_clip_bound(const InferContext& c, int i, const char* what) {
@@ -198,7 +275,7 @@ OpDef clip_op() {
     compute_widening_f16(c, [](KernelContext& w) {
       visit_numeric(w.in(0).dtype(), [&](auto tag) {
         using T = decltype(tag);
-        auto [lo, hi] = clip_bounds<T>(w);
+        auto [lo, hi] = clip_bounds<T>(w.node, w.opset, w.inputs);
         const T* x = w.in(0).data<T>();
         T* y = w.out(0).data<T>();
         // min(max(x, lo), hi): when lo > hi every value becomes hi, as ONNX specifies.
@@ -206,6 +283,9 @@ OpDef clip_op() {
       });
     });
   };
+  // The bounds are settings, not trained values: no gradient flows to them.
+  d.differentiable_inputs = {0};
+  d.backward = clip_backward;
   return d;
 }
 
@@ -234,6 +314,13 @@ SoftmaxGeometry softmax_geometry(const Node& node, int opset, const Shape& shape
   return g;
 }
 
+// Calls fn(start) for each line: the elements start + k * inner, k < len.
+template <typename Fn>
+void for_each_line(const SoftmaxGeometry& g, Fn fn) {
+  for (int64_t o = 0; o < g.outer; ++o)
+    for (int64_t i = 0; i < g.inner; ++i) fn(o * g.len * g.inner + i);
+}
+
 // Subtracting the maximum first keeps exp() from overflowing on large inputs.
 template <typename T>
 void softmax_line(const T* x, T* y, int64_t len, int64_t step, bool log) {
@@ -245,6 +332,35 @@ void softmax_line(const T* x, T* y, int64_t len, int64_t step, bool log) {
     double shifted = static_cast<double>(x[k * step] - max);
     y[k * step] = static_cast<T>(log ? shifted - std::log(sum) : std::exp(shifted) / sum);
   }
+}
+
+// Along each line, with y = softmax(x): dx = y * (dy - sum(dy * y)); with
+// y = log softmax(x): dx = dy - exp(y) * sum(dy). y is recomputed.
+template <typename T>
+void softmax_line_backward(const T* y, const T* dy, T* dx, int64_t len, int64_t step, bool log) {
+  double sum = 0;
+  for (int64_t k = 0; k < len; ++k) sum += log ? dy[k * step] : dy[k * step] * y[k * step];
+  for (int64_t k = 0; k < len; ++k) {
+    double yk = y[k * step], dyk = dy[k * step];
+    dx[k * step] = static_cast<T>(log ? dyk - std::exp(yk) * sum : yk * (dyk - sum));
+  }
+}
+
+void softmax_backward(BackwardContext& c, bool log) {
+  if (!c.has_grad_output(0) || !c.wants_grad(0)) return;
+  const Tensor& x = c.in(0);
+  SoftmaxGeometry g = softmax_geometry(c.node, c.opset, x.shape());
+  visit_float(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    std::vector<T> y(x.numel());
+    const T* px = x.data<T>();
+    const T* dy = c.grad_out(0).data<T>();
+    T* dx = c.grad_in(0).data<T>();
+    for_each_line(g, [&](int64_t s) {
+      softmax_line(px + s, y.data() + s, g.len, g.inner, log);
+      softmax_line_backward(y.data() + s, dy + s, dx + s, g.len, g.inner, log);
+    });
+  });
 }
 
 OpDef softmax_op(const char* type, bool log) {
@@ -263,14 +379,12 @@ OpDef softmax_op(const char* type, bool log) {
         using T = decltype(tag);
         const T* x = w.in(0).data<T>();
         T* y = w.out(0).data<T>();
-        for (int64_t o = 0; o < g.outer; ++o)
-          for (int64_t i = 0; i < g.inner; ++i) {
-            int64_t start = o * g.len * g.inner + i;
-            softmax_line(x + start, y + start, g.len, g.inner, log);
-          }
+        for_each_line(g, [&](int64_t s) { softmax_line(x + s, y + s, g.len, g.inner, log); });
       });
     });
   };
+  d.differentiable_inputs = {0};
+  d.backward = [log](BackwardContext& c) { softmax_backward(c, log); };
   return d;
 }
 
@@ -294,14 +408,15 @@ void reject_training_mode(bool training, std::optional<double> ratio) {
 }
 
 // Which elements Dropout keeps: all at inference. When the executor trains
-// this node (c.training), each is kept with probability 1 - ratio, drawn from
-// c.seed alone so that a seeded run repeats exactly.
-Tensor dropout_keep(const KernelContext& c, double ratio) {
-  Tensor keep(DType::kBool, c.in(0).shape());
+// this node, each is kept with probability 1 - ratio, drawn from the seed
+// alone, so that a seeded run repeats exactly and the backward pass redraws
+// the forward's mask.
+Tensor dropout_keep(const Shape& shape, bool training, uint64_t seed, double ratio) {
+  Tensor keep(DType::kBool, shape);
   bool* k = keep.data<bool>();
-  std::mt19937_64 gen(c.seed);
+  std::mt19937_64 gen(seed);
   for (int64_t i = 0; i < keep.numel(); ++i)
-    k[i] = !c.training || std::ldexp(static_cast<double>(gen() >> 11), -53) >= ratio;
+    k[i] = !training || std::ldexp(static_cast<double>(gen() >> 11), -53) >= ratio;
   return keep;
 }
 
@@ -321,13 +436,24 @@ void compute_dropout(KernelContext& c) {
   double ratio = *dropout_ratio(c.node, c.opset, ratio_input, ratio_input != nullptr);
   reject_training_mode(c.has_input(2) && c.in(2).data<bool>()[0], ratio);
   GRAFT_CHECK(ratio >= 0 && ratio < 1, kInvalidArgument, "ratio {} is outside [0, 1)", ratio);
-  Tensor keep = dropout_keep(c, ratio);
+  Tensor keep = dropout_keep(c.in(0).shape(), c.training, c.seed, ratio);
   if (c.training && ratio > 0)
     compute_widening_f16(
         c, [&](KernelContext& w) { scale_kept(w.in(0), keep, 1 / (1 - ratio), w.out(0)); });
   else
     copy_bytes(c.in(0), c.out(0));
   if (c.outputs.size() > 1 && c.outputs[1]) copy_bytes(keep.cast(c.out(1).dtype()), c.out(1));
+}
+
+// y = x * keep / (1 - ratio) when training, else y = x; keep is redrawn
+// from the forward's seed (the mask output may not have been requested).
+void dropout_backward(BackwardContext& c) {
+  if (!c.has_grad_output(0) || !c.wants_grad(0)) return;
+  const Tensor* ratio_input = c.inputs.size() > 1 ? c.inputs[1] : nullptr;
+  double ratio = *dropout_ratio(c.node, c.opset, ratio_input, ratio_input != nullptr);
+  if (!c.training || ratio == 0) return copy_bytes(c.grad_out(0), c.grad_in(0));
+  Tensor keep = dropout_keep(c.in(0).shape(), c.training, c.seed, ratio);
+  scale_kept(c.grad_out(0), keep, 1 / (1 - ratio), c.grad_in(0));
 }
 
 OpDef dropout_op() {
@@ -354,6 +480,8 @@ OpDef dropout_op() {
     if (c.wants_output(1)) c.set_output(1, c.opset < 10 ? c.dtype(0) : DType::kBool, c.shape(0));
   };
   d.compute = compute_dropout;
+  d.differentiable_inputs = {0};
+  d.backward = dropout_backward;
   return d;
 }
 
@@ -362,31 +490,68 @@ OpDef identity_op() {
   d.type = "Identity";
   d.infer = [](InferContext& c) { c.set_output(0, c.dtype(0), c.shape(0)); };
   d.compute = [](KernelContext& c) { copy_bytes(c.in(0), c.out(0)); };
+  d.differentiable_inputs = {0};
+  d.backward = [](BackwardContext& c) {
+    if (c.has_grad_output(0) && c.wants_grad(0)) copy_bytes(c.grad_out(0), c.grad_in(0));
+  };
   return d;
 }
 
 }  // namespace
 
 void register_activation_ops(OpRegistry& r) {
-  r.add(unary_op("Relu", {kConsumedInputs}, true,
-                 [](const Node&) { return [](auto x) { return x < 0 ? decltype(x){0} : x; }; }));
-  r.add(unary_op("LeakyRelu", {"alpha", kConsumedInputs}, false, [](const Node& n) {
-    double alpha = n.attr_float("alpha", 0.01f);
-    return [alpha](auto x) { return x < 0 ? alpha * x : x; };
-  }));
-  r.add(unary_op("HardSigmoid", {"alpha", "beta", kConsumedInputs}, false, [](const Node& n) {
-    double alpha = n.attr_float("alpha", 0.2f), beta = n.attr_float("beta", 0.5f);
-    return [alpha, beta](auto x) { return hard_sigmoid(x, alpha, beta); };
-  }));
-  r.add(unary_op("HardSwish", {}, false, [](const Node&) {
-    return [](auto x) { return x * hard_sigmoid(x, 1.0 / 6, 0.5); };
-  }));
-  r.add(simple_unary_op("Sigmoid", [](auto x) { return 1 / (1 + std::exp(-x)); }));
-  r.add(simple_unary_op("Tanh", [](auto x) { return std::tanh(x); }));
-  r.add(simple_unary_op("Exp", [](auto x) { return std::exp(x); }));
-  r.add(simple_unary_op("Log", [](auto x) { return std::log(x); }));
-  r.add(simple_unary_op("Sqrt", [](auto x) { return std::sqrt(x); }));
-  r.add(unary_op("Erf", {}, false, [](const Node&) { return [](auto x) { return std::erf(x); }; }));
+  // At a kink the derivative is the one PyTorch uses: Relu'(0) = 0,
+  // LeakyRelu'(0) = alpha.
+  r.add(unary_op(
+      "Relu", {kConsumedInputs}, true,
+      [](const Node&) { return [](auto x) { return x < 0 ? decltype(x){0} : x; }; },
+      [](const Node&) { return [](double x) { return x > 0 ? 1.0 : 0.0; }; }));
+  r.add(unary_op(
+      "LeakyRelu", {"alpha", kConsumedInputs}, false,
+      [](const Node& n) {
+        double alpha = n.attr_float("alpha", 0.01f);
+        return [alpha](auto x) { return x < 0 ? alpha * x : x; };
+      },
+      [](const Node& n) {
+        double alpha = n.attr_float("alpha", 0.01f);
+        return [alpha](double x) { return x > 0 ? 1.0 : alpha; };
+      }));
+  r.add(unary_op(
+      "HardSigmoid", {"alpha", "beta", kConsumedInputs}, false,
+      [](const Node& n) {
+        double alpha = n.attr_float("alpha", 0.2f), beta = n.attr_float("beta", 0.5f);
+        return [alpha, beta](auto x) { return hard_sigmoid(x, alpha, beta); };
+      },
+      [](const Node& n) {
+        double alpha = n.attr_float("alpha", 0.2f), beta = n.attr_float("beta", 0.5f);
+        return [alpha, beta](double x) { return hard_sigmoid_slope(x, alpha, beta); };
+      }));
+  // x * hard_sigmoid(x): 0 below -3, 1 above 3, x / 3 + 1/2 between.
+  r.add(unary_op(
+      "HardSwish", {}, false,
+      [](const Node&) { return [](auto x) { return x * hard_sigmoid(x, 1.0 / 6, 0.5); }; },
+      [](const Node&) {
+        return [](double x) {
+          return hard_sigmoid(x, 1.0 / 6, 0.5) + x * hard_sigmoid_slope(x, 1.0 / 6, 0.5);
+        };
+      }));
+  r.add(simple_unary_op(
+      "Sigmoid", [](auto x) { return 1 / (1 + std::exp(-x)); },
+      [](double x) { return sigmoid(x) * (1 - sigmoid(x)); }));
+  r.add(simple_unary_op(
+      "Tanh", [](auto x) { return std::tanh(x); },
+      [](double x) { return 1 - std::tanh(x) * std::tanh(x); }));
+  r.add(simple_unary_op(
+      "Exp", [](auto x) { return std::exp(x); }, [](double x) { return std::exp(x); }));
+  r.add(simple_unary_op(
+      "Log", [](auto x) { return std::log(x); }, [](double x) { return 1 / x; }));
+  r.add(simple_unary_op(
+      "Sqrt", [](auto x) { return std::sqrt(x); }, [](double x) { return 0.5 / std::sqrt(x); }));
+  r.add(unary_op(
+      "Erf", {}, false, [](const Node&) { return [](auto x) { return std::erf(x); }; },
+      [](const Node&) {
+        return [](double x) { return 2 / std::sqrt(std::numbers::pi) * std::exp(-x * x); };
+      }));
   r.add(prelu_op());
   r.add(clip_op());
   r.add(softmax_op("Softmax", false));

@@ -1,4 +1,5 @@
-// Reductions over a set of axes: ReduceSum, ReduceMean, ReduceMax.
+// Reductions over a set of axes: ReduceSum, ReduceMean, ReduceMax, and
+// their gradients.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -90,6 +91,43 @@ void reduce_typed(Reduction kind, const T* x, int64_t n, const std::vector<int64
   }
 }
 
+// For each input element, the flat index of the output element it reduces
+// into. `axes_input` is the optional axes input (nullptr: absent).
+std::vector<int64_t> reduction_slots(const Node& node, const Tensor& x, const Tensor* axes_input) {
+  std::vector<int64_t> axes = axes_input ? axes_input->to_vector<int64_t>() : node.attr_ints("axes");
+  Shape kept = kept_shape(x.shape(), reduced_dims(node, x.rank(), axes));
+  return broadcast_index_map(kept, x.shape());
+}
+
+// True for the element ReduceMax's maximum is taken from (NaN if one was).
+template <typename T>
+bool is_max(T x, T max) {
+  return x == max || (std::isnan(x) && std::isnan(max));
+}
+
+// Sum: each input element gets its output's gradient; mean: divided by the
+// count. Max: the gradient goes to one element, the first in the input (in
+// row-major order) equal to the maximum, like the index torch.max(x, dim)
+// returns and differentiates through; other tied elements get none
+// (torch.amax would split it evenly among them).
+template <typename T>
+void reduce_backward_typed(Reduction kind, const T* x, int64_t n, const std::vector<int64_t>& slot,
+                           const T* dy, int64_t m, T* dx) {
+  if (kind == Reduction::kMax) {
+    std::vector<T> max(m);
+    reduce_typed(kind, x, n, slot, max.data(), m);
+    std::vector<bool> taken(m, false);
+    for (int64_t i = 0; i < n; ++i) {
+      if (taken[slot[i]] || !is_max(x[i], max[slot[i]])) continue;
+      dx[i] = dy[slot[i]];
+      taken[slot[i]] = true;
+    }
+    return;
+  }
+  double scale = kind == Reduction::kMean && n > 0 ? static_cast<double>(m) / n : 1.0;
+  for (int64_t i = 0; i < n; ++i) dx[i] = static_cast<T>(dy[slot[i]] * scale);
+}
+
 OpDef reduce_op(const char* type, Reduction kind) {
   OpDef d;
   d.type = type;
@@ -116,13 +154,23 @@ OpDef reduce_op(const char* type, Reduction kind) {
   };
   d.compute = [kind](KernelContext& c) {
     const Tensor& x = c.in(0);
-    std::vector<int64_t> axes =
-        c.has_input(1) ? c.in(1).to_vector<int64_t>() : c.node.attr_ints("axes");
-    Shape kept = kept_shape(x.shape(), reduced_dims(c.node, x.rank(), axes));
-    std::vector<int64_t> slot = broadcast_index_map(kept, x.shape());
+    std::vector<int64_t> slot = reduction_slots(c.node, x, c.has_input(1) ? &c.in(1) : nullptr);
     visit_numeric(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
       reduce_typed(kind, x.data<T>(), x.numel(), slot, c.out(0).data<T>(), c.out(0).numel());
+    });
+  };
+  d.differentiable_inputs = {0};
+  d.backward = [kind](BackwardContext& c) {
+    if (!c.has_grad_output(0) || !c.wants_grad(0)) return;
+    const Tensor& x = c.in(0);
+    const Tensor& dy = c.grad_out(0);
+    std::vector<int64_t> slot =
+        reduction_slots(c.node, x, c.inputs.size() > 1 ? c.inputs[1] : nullptr);
+    visit_float(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      reduce_backward_typed(kind, x.data<T>(), x.numel(), slot, dy.data<T>(), dy.numel(),
+                            c.grad_in(0).data<T>());
     });
   };
   return d;
