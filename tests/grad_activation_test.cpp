@@ -74,12 +74,12 @@ TEST(ActivationGrad, HardSigmoidAndHardSwish) {
 
 TEST(ActivationGrad, PReluSlopeBroadcasting) {
   Tensor x = input({2, 3, 2, 2}, -1, 1, {0});
-  check("PRelu", {x, random_tensor({1}, 2)});              // one shared slope
-  check("PRelu", {x, random_tensor({3, 1, 1}, 2)});        // per channel
-  check("PRelu", {x, random_tensor({2}, 2)});              // along the last axis
-  check("PRelu", {x, random_tensor({3, 1, 2}, 2)});        // two axes
-  check("PRelu", {x, random_tensor({2, 3, 2, 2}, 2)});     // one per element
-  check("PRelu", {x, scalar(0.25)});                       // rank 0
+  check("PRelu", {x, random_tensor({1}, 2)});           // one shared slope
+  check("PRelu", {x, random_tensor({3, 1, 1}, 2)});     // per channel
+  check("PRelu", {x, random_tensor({2}, 2)});           // along the last axis
+  check("PRelu", {x, random_tensor({3, 1, 2}, 2)});     // two axes
+  check("PRelu", {x, random_tensor({2, 3, 2, 2}, 2)});  // one per element
+  check("PRelu", {x, scalar(0.25)});                    // rank 0
   // Opset 6: a 1-D slope with one value per channel applies along axis 1;
   // from opset 7 the same slope broadcasts numpy-style, along the last axis.
   Tensor square = input({2, 3, 3}, -1, 1, {0});
@@ -125,7 +125,7 @@ TEST(ActivationGrad, SoftmaxAxesAndOpsetForms) {
 TEST(ActivationGrad, DropoutAtInferenceIsIdentity) {
   Tensor x = input({3, 4}, -1, 1);
   check("Dropout", {x}, {{"ratio", 0.5f}}, 7);
-  check("Dropout", {x}, {}, 10, false, 2);                  // mask requested
+  check("Dropout", {x}, {}, 10, false, 2);  // mask requested
   check("Dropout", {x, scalar(0.4)}, {}, 12);
   Tensor no = Tensor::scalar<bool>(false);
   check("Dropout", {x, scalar(0.4), no}, {}, 13, false, 2);
@@ -135,12 +135,12 @@ TEST(ActivationGrad, DropoutInTrainingUsesTheForwardsMask) {
   // The checker runs forward and backward with one seed: the differences
   // only match if the backward pass redraws exactly the forward's mask.
   Tensor x = input({4, 6}, -1, 1);
-  check("Dropout", {x, scalar(0.3)}, {}, 13, true);         // mask not requested
-  check("Dropout", {x, scalar(0.3)}, {}, 13, true, 2);      // mask requested
-  check("Dropout", {x}, {}, 13, true);                      // default ratio 0.5
-  check("Dropout", {x}, {{"ratio", 0.25f}}, 7, true);       // ratio attribute
-  check("Dropout", {x}, {{"ratio", 0.25f}}, 7, true, 2);    // float mask output
-  check("Dropout", {x, scalar(0.0)}, {}, 13, true);         // drops nothing
+  check("Dropout", {x, scalar(0.3)}, {}, 13, true);       // mask not requested
+  check("Dropout", {x, scalar(0.3)}, {}, 13, true, 2);    // mask requested
+  check("Dropout", {x}, {}, 13, true);                    // default ratio 0.5
+  check("Dropout", {x}, {{"ratio", 0.25f}}, 7, true);     // ratio attribute
+  check("Dropout", {x}, {{"ratio", 0.25f}}, 7, true, 2);  // float mask output
+  check("Dropout", {x, scalar(0.0)}, {}, 13, true);       // drops nothing
 }
 
 TEST(ActivationGrad, IdentityPassesTheGradient) {
@@ -161,8 +161,8 @@ struct Pass {
 // the gradient `dy` flowing into output 0 (undefined: none), asking for the
 // gradients of `wanted` inputs.
 Pass forward_backward(const Node& node, const std::vector<Tensor>& inputs, int opset, bool training,
-                     uint64_t seed, uint64_t backward_seed, const Tensor& dy,
-                     std::vector<int> wanted) {
+                      uint64_t seed, uint64_t backward_seed, const Tensor& dy,
+                      std::vector<int> wanted) {
   const ops::OpDef* def = ops::registry().find(node.op_type);
   std::vector<ValueInfo> infos;
   for (const Tensor& t : inputs) infos.push_back(ValueInfo{t.dtype(), t.shape(), Tensor()});
@@ -188,7 +188,8 @@ Pass forward_backward(const Node& node, const std::vector<Tensor>& inputs, int o
   std::vector<const Tensor*> outs, grad_outs(r.outputs.size(), nullptr);
   for (const Tensor& t : r.outputs) outs.push_back(&t);
   if (dy.defined()) grad_outs[0] = &dy;
-  ops::BackwardContext bc{node, opset, training, in_ptrs, outs, grad_outs, grad_ptrs, backward_seed};
+  ops::BackwardContext bc{node, opset,     training,  in_ptrs,
+                          outs, grad_outs, grad_ptrs, backward_seed};
   def->backward(bc);
   return r;
 }
@@ -264,12 +265,14 @@ TEST(ActivationGrad, RulesRunInFloat32) {
     std::vector<Tensor> narrow;
     for (const Tensor& t : c.inputs) narrow.push_back(t.cast(DType::kF32));
     Pass wide = forward_backward(node, c.inputs, c.opset, c.training, 7, 7, dy, wanted);
-    Pass f32 = forward_backward(node, narrow, c.opset, c.training, 7, 7, dy.cast(DType::kF32),
-                               wanted);
+    Pass f32 =
+        forward_backward(node, narrow, c.opset, c.training, 7, 7, dy.cast(DType::kF32), wanted);
     for (int i : wanted) {
       ASSERT_EQ(f32.grads[i].dtype(), DType::kF32);
-      std::vector<double> a = f32.grads[i].to_vector<double>(), b = wide.grads[i].to_vector<double>();
-      for (size_t k = 0; k < a.size(); ++k) EXPECT_NEAR(a[k], b[k], 1e-5 * std::max(1.0, std::abs(b[k])));
+      std::vector<double> a = f32.grads[i].to_vector<double>(),
+                          b = wide.grads[i].to_vector<double>();
+      for (size_t k = 0; k < a.size(); ++k)
+        EXPECT_NEAR(a[k], b[k], 1e-5 * std::max(1.0, std::abs(b[k])));
     }
   }
 }

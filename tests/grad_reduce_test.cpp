@@ -53,8 +53,8 @@ TEST(ReduceGrad, AxesAsInput) {
     check(op, {x(), axes({1})}, {}, opset);
     check(op, {x(), axes({-1, 0})}, {}, opset);
     check(op, {x(), axes({2})}, {{"keepdims", int64_t{0}}}, opset);
-    check(op, {x()}, {}, opset);                                    // no axes: all
-    check(op, {x(), axes({})}, {}, opset);                          // empty: all
+    check(op, {x()}, {}, opset);                                                // no axes: all
+    check(op, {x(), axes({})}, {}, opset);                                      // empty: all
     check(op, {x(), axes({})}, {{"noop_with_empty_axes", int64_t{1}}}, opset);  // none
     check(op, {x()}, {{"noop_with_empty_axes", int64_t{1}}, {"keepdims", int64_t{0}}}, opset);
   }
@@ -77,7 +77,7 @@ std::vector<double> max_grad(const Tensor& x, std::vector<int64_t> axes_attr, co
 TEST(ReduceGrad, MaxTiesGoToTheFirstMaximum) {
   // Ties: the whole gradient goes to the first maximal element in row-major
   // order (the index torch.max(x, dim) returns); the others get none.
-  Tensor x = Tensor::from_vector<double>({2, 4}, {1, 3, 3, 2,   //
+  Tensor x = Tensor::from_vector<double>({2, 4}, {1, 3, 3, 2,  //
                                                   5, 5, 5, 5});
   EXPECT_EQ(max_grad(x, {1}, Tensor::from_vector<double>({2, 1}, {10, 20})),
             (std::vector<double>{0, 10, 0, 0, 20, 0, 0, 0}));

@@ -94,7 +94,8 @@ void reduce_typed(Reduction kind, const T* x, int64_t n, const std::vector<int64
 // For each input element, the flat index of the output element it reduces
 // into. `axes_input` is the optional axes input (nullptr: absent).
 std::vector<int64_t> reduction_slots(const Node& node, const Tensor& x, const Tensor* axes_input) {
-  std::vector<int64_t> axes = axes_input ? axes_input->to_vector<int64_t>() : node.attr_ints("axes");
+  std::vector<int64_t> axes =
+      axes_input ? axes_input->to_vector<int64_t>() : node.attr_ints("axes");
   Shape kept = kept_shape(x.shape(), reduced_dims(node, x.rank(), axes));
   return broadcast_index_map(kept, x.shape());
 }
