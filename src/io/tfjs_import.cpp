@@ -1,10 +1,8 @@
-// TF.js layers models: model.json's Keras topology becomes graft nodes (layer
-// by layer, see tfjs_layers.cpp), its weights manifest becomes initializers.
-#include <fmt/ranges.h>
-
+// TF.js layers models: model.json's Keras topology (Functional, Sequential,
+// nested models, shared layers) becomes graft nodes layer by layer
+// (tfjs_layers.cpp, tfjs_conv_layers.cpp); the weights manifest
+// (tfjs_weights.cpp) becomes initializers.
 #include <algorithm>
-#include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -29,170 +27,7 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-// --- the weights manifest ------------------------------------------------------------
-
-// One manifest entry: how its values are stored and what they become.
-struct WeightSpec {
-  std::string name;
-  Shape shape;
-  std::string dtype;     // float32, int32, float16, bool
-  std::string storage;   // what the bytes hold: dtype, or the quantized dtype
-  double min = 0, scale = 1;
-  bool optimizer = false;  // an optimizer's state: skipped, but it takes bytes
-  uint64_t bytes = 0;
-};
-
-uint64_t storage_size(const std::string& storage) {
-  if (storage == "float32" || storage == "int32") return 4;
-  if (storage == "float16" || storage == "uint16") return 2;
-  if (storage == "uint8" || storage == "bool") return 1;
-  return 0;
-}
-
-WeightSpec parse_spec(const json& w) {
-  WeightSpec s;
-  s.name = string_field(w, "name");
-  return with_context(fmt::format("weight '{}'", s.name), [&] {
-    s.shape = as_int_list(member(w, "shape"), "shape");
-    for (int64_t d : s.shape) GRAFT_CHECK(d >= 0, kCorruption, "shape has a negative dimension");
-    s.dtype = string_field(w, "dtype");
-    GRAFT_CHECK(s.dtype == "float32" || s.dtype == "int32" || s.dtype == "float16" ||
-                    s.dtype == "bool",
-                kUnsupported, "dtype '{}' is not supported (float32, float16, int32, bool)",
-                s.dtype);
-    s.storage = s.dtype;
-    s.optimizer = string_field(w, "group", std::string("model")) == "optimizer";
-    if (const json* q = find_member(w, "quantization")) {
-      s.storage = string_field(*q, "dtype");
-      if (s.storage == "uint8" || s.storage == "uint16") {
-        GRAFT_CHECK(s.dtype == "float32" || s.dtype == "int32", kUnsupported,
-                    "{} quantization of {} values is not supported", s.storage, s.dtype);
-        s.min = number_field(*q, "min");
-        s.scale = number_field(*q, "scale");
-      } else {
-        GRAFT_CHECK(s.storage == "float16", kUnsupported,
-                    "quantization dtype '{}' is not supported (uint8, uint16, float16)",
-                    s.storage);
-        GRAFT_CHECK(s.dtype == "float32", kUnsupported,
-                    "float16 quantization of {} values is not supported", s.dtype);
-      }
-    }
-    // The size is checked against the files before anything is allocated.
-    uint64_t bytes = storage_size(s.storage);
-    for (int64_t d : s.shape) {
-      GRAFT_CHECK(d == 0 || bytes <= (uint64_t{1} << 60) / static_cast<uint64_t>(d), kCorruption,
-                  "shape [{}] is too large", fmt::join(s.shape, ", "));
-      bytes *= static_cast<uint64_t>(d);
-    }
-    s.bytes = bytes;
-    return s;
-  });
-}
-
-Tensor decode(const WeightSpec& s, const uint8_t* p) {
-  int64_t n = shape_numel(s.shape);
-  if (s.storage == "uint8" || s.storage == "uint16") {
-    // value = min + scale * q, computed as TF.js does (in double, then stored).
-    auto q = [&](int64_t i) -> double {
-      if (s.storage == "uint8") return p[i];
-      uint16_t v;
-      std::memcpy(&v, p + 2 * i, 2);
-      return v;
-    };
-    if (s.dtype == "int32") {
-      Tensor t(DType::kI32, s.shape);
-      for (int64_t i = 0; i < n; ++i)
-        t.data<int32_t>()[i] = static_cast<int32_t>(std::floor(q(i) * s.scale + s.min + 0.5));
-      return t;
-    }
-    Tensor t(DType::kF32, s.shape);
-    for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = static_cast<float>(q(i) * s.scale + s.min);
-    return t;
-  }
-  if (s.storage == "float16") {
-    Tensor t(DType::kF32, s.shape);
-    for (int64_t i = 0; i < n; ++i) {
-      Half h;
-      std::memcpy(&h.bits, p + 2 * i, 2);
-      t.data<float>()[i] = half_to_float(h);
-    }
-    return t;
-  }
-  DType dt = s.dtype == "float32" ? DType::kF32 : s.dtype == "int32" ? DType::kI32 : DType::kBool;
-  Tensor t(dt, s.shape);
-  if (dt == DType::kBool) {
-    for (int64_t i = 0; i < n; ++i) t.data<bool>()[i] = p[i] != 0;
-  } else {
-    std::memcpy(t.raw(), p, t.nbytes());
-  }
-  return t;
-}
-
-fs::path weight_file(const fs::path& dir, const std::string& rel) {
-  fs::path p(rel);
-  GRAFT_CHECK(!rel.empty() && p.is_relative() && rel.find("..") == std::string::npos, kCorruption,
-              "weight path '{}' must be a relative path inside the model's folder", rel);
-  return dir / p;
-}
-
-// Reads one manifest group: its files concatenated hold its weights in order.
-void read_group(const json& group, const fs::path& dir, WeightStore& store) {
-  std::vector<fs::path> files;
-  for (const json& p : member(group, "paths")) {
-    GRAFT_CHECK(p.is_string(), kCorruption, "'paths' must hold strings");
-    files.push_back(weight_file(dir, p.get<std::string>()));
-  }
-  GRAFT_CHECK(!files.empty(), kCorruption, "a weights group has no paths");
-  std::vector<WeightSpec> specs;
-  uint64_t needed = 0;
-  for (const json& w : member(group, "weights")) {
-    specs.push_back(parse_spec(w));
-    needed += specs.back().bytes;
-    GRAFT_CHECK(needed <= (uint64_t{1} << 60), kCorruption, "the weights are too large");
-  }
-  uint64_t held = 0;
-  for (const fs::path& f : files) {
-    std::error_code ec;
-    uint64_t size = fs::file_size(f, ec);
-    GRAFT_CHECK(!ec, kNotFound, "weight file '{}' cannot be read: {}", f.string(), ec.message());
-    held += size;
-  }
-  if (held < needed) {
-    uint64_t end = 0;
-    std::string first_missing;
-    for (const WeightSpec& s : specs) {
-      end += s.bytes;
-      if (end > held) {
-        first_missing = s.name;
-        break;
-      }
-    }
-    fail(ErrorKind::kCorruption,
-         "weight file '{}' is truncated: the group's files hold {} bytes, its weights need {} "
-         "(weight '{}' is past the end)",
-         files.back().string(), held, needed, first_missing);
-  }
-  GRAFT_CHECK(held == needed, kCorruption,
-              "weight file '{}': the group's files hold {} bytes, but its weights take {}",
-              files.back().string(), held, needed);
-  std::vector<uint8_t> data(held);
-  uint64_t at = 0;
-  for (const fs::path& f : files) {
-    std::ifstream in(f, std::ios::binary);
-    uint64_t size = fs::file_size(f);
-    in.read(reinterpret_cast<char*>(data.data() + at), static_cast<std::streamsize>(size));
-    GRAFT_CHECK(in.gcount() == static_cast<std::streamsize>(size), kIO,
-                "weight file '{}': read failed", f.string());
-    at += size;
-  }
-  uint64_t offset = 0;
-  for (const WeightSpec& s : specs) {
-    if (!s.optimizer) store.add(s.name, decode(s, data.data() + offset));
-    offset += s.bytes;
-  }
-}
-
-// --- the topology ------------------------------------------------------------------------
+// --- the topology ----------------------------------------------------------------
 
 bool is_model_class(const std::string& c) {
   return c == "Model" || c == "Functional" || c == "Sequential";
@@ -493,10 +328,8 @@ Graph build_graph(const json& root, const fs::path& dir) {
               "the topology is a '{}', not a Model, Functional or Sequential", cls);
 
   GraphBuilder b;
-  if (const json* manifest = find_member(root, "weightsManifest")) {
-    GRAFT_CHECK(manifest->is_array(), kCorruption, "'weightsManifest' must be a list");
-    for (const json& group : *manifest) read_group(group, dir, b.weights);
-  }
+  if (const json* manifest = find_member(root, "weightsManifest"))
+    read_weights_manifest(*manifest, dir.string(), b.weights);
   const json& config = member(model, "config");
   std::string name =
       config.is_object() ? string_field(config, "name", std::string("model")) : "model";

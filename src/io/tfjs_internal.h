@@ -59,6 +59,10 @@ class WeightStore {
   std::set<std::string> used_;
 };
 
+// Reads every group of `weightsManifest` (files relative to `dir`) into
+// `store`; optimizer weights are skipped.
+void read_weights_manifest(const json& manifest, const std::string& dir, WeightStore& store);
+
 class GraphBuilder {
  public:
   Graph graph;

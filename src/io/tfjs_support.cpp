@@ -1,5 +1,4 @@
-// JSON field access, the weight store and the graph builder of the TF.js
-// importer.
+// JSON field access and the graph builder of the TF.js importer.
 #include <fmt/ranges.h>
 
 #include <cmath>
@@ -84,51 +83,6 @@ std::vector<int64_t> pair_field(const json& obj, const std::string& key,
   }
   std::vector<int64_t> out = as_int_list(x, key);
   GRAFT_CHECK(out.size() == 2, kCorruption, "'{}' must hold 2 values, got {}", key, x.dump());
-  return out;
-}
-
-// --- weights --------------------------------------------------------------------
-
-void WeightStore::add(const std::string& name, Tensor t) {
-  GRAFT_CHECK(by_name_.count(name) == 0, kCorruption, "weight '{}' appears twice in the manifest",
-              name);
-  by_name_[name] = std::move(t);
-}
-
-Tensor WeightStore::take(const std::string& layer, const std::string& suffix, const Shape& shape,
-                         std::string* name_out) {
-  std::string wanted = layer + "/" + suffix;
-  auto it = by_name_.find(wanted);
-  if (it == by_name_.end()) {
-    // Keras prefixes the weights of nested models with the model's name in
-    // some versions: accept exactly one "<scope>/layer/suffix".
-    std::string tail = "/" + wanted;
-    for (auto jt = by_name_.begin(); jt != by_name_.end(); ++jt) {
-      const std::string& n = jt->first;
-      if (n.size() <= tail.size() || n.compare(n.size() - tail.size(), tail.size(), tail) != 0)
-        continue;
-      GRAFT_CHECK(it == by_name_.end(), kCorruption, "weights '{}' and '{}' both match '{}'",
-                  it->first, n, wanted);
-      it = jt;
-    }
-  }
-  GRAFT_CHECK(it != by_name_.end(), kCorruption, "weight '{}' is missing from the weights manifest",
-              wanted);
-  const Tensor& t = it->second;
-  GRAFT_CHECK(t.dtype() == DType::kF32, kCorruption, "weight '{}' is {}, the layer needs float32",
-              it->first, dtype_name(t.dtype()));
-  GRAFT_CHECK(t.shape() == shape, kCorruption,
-              "weight '{}' has shape [{}] in the manifest, the layer needs [{}]", it->first,
-              fmt::join(t.shape(), ", "), fmt::join(shape, ", "));
-  used_.insert(it->first);
-  *name_out = it->first;
-  return t;
-}
-
-std::vector<std::string> WeightStore::unused() const {
-  std::vector<std::string> out;
-  for (const auto& kv : by_name_)
-    if (!used_.count(kv.first)) out.push_back(kv.first);
   return out;
 }
 
