@@ -328,35 +328,41 @@ function rescalingModel() {
   ]});
 }
 
-// Keras settings the TF.js layers ignore: ReLU's negative_slope and a
-// dilated DepthwiseConv2D. The reference applies Keras' semantics with TF.js
+// Keras settings the TF.js layers ignore: ReLU's negative_slope and
+// threshold, a dilated DepthwiseConv2D. The reference applies Keras' semantics with TF.js
 // ops to the values TF.js computes.
 function kerasOnlyModel() {
   const x = tf.input({shape: [7, 7, 2], name: 'x'});
   const c = L.conv2d({filters: 3, kernelSize: 1, name: 'c'}).apply(x);
   const r1 = L.reLU({maxValue: 0.4, name: 'slope_max'}).apply(c);
   const r2 = L.reLU({name: 'slope'}).apply(c);
+  const r3 = L.reLU({maxValue: 0.5, name: 'threshold_max'}).apply(c);
+  const r4 = L.reLU({name: 'threshold'}).apply(c);
   const dw = L.depthwiseConv2d({kernelSize: 3, dilationRate: 2, depthMultiplier: 2, padding: 'same', name: 'dilated_dw'}).apply(c);
-  return tf.model({inputs: x, outputs: [r1, r2, dw], name: 'keras_only'});
+  return tf.model({inputs: x, outputs: [r1, r2, r3, r4, dw], name: 'keras_only'});
 }
 
 function patchKerasOnly(topology) {
   for (const l of topology.config.layers) {
     if (l.name === 'slope_max') Object.assign(l.config, {negative_slope: 0.1, threshold: 0});
     if (l.name === 'slope') Object.assign(l.config, {negative_slope: 0.25, threshold: 0});
+    if (l.name === 'threshold_max') Object.assign(l.config, {negative_slope: 0.2, threshold: 0.1});
+    if (l.name === 'threshold') Object.assign(l.config, {negative_slope: 0, threshold: -0.2});
   }
 }
 
 function kerasOnlyReference(model, inputs) {
   const c = tf.model({inputs: model.inputs, outputs: model.getLayer('c').output}).predict(inputs);
-  const relu = (x, slope, max) => {
-    let pos = tf.relu(x);
-    if (max != null) pos = tf.minimum(pos, max);
-    return tf.sub(pos, tf.mul(slope, tf.relu(tf.neg(x))));
+  // keras.backend.relu(x, alpha=slope, max_value=max, threshold=t)
+  const relu = (x, slope, max, t) => {
+    let pos = t !== 0 ? tf.mul(x, tf.cast(tf.greater(x, t), 'float32')) : tf.relu(x);
+    if (max != null) pos = tf.clipByValue(pos, 0, max);
+    return tf.sub(pos, tf.mul(slope, tf.relu(tf.sub(t, x))));
   };
   const [kernel, bias] = model.getLayer('dilated_dw').getWeights();
   const dw = tf.add(tf.depthwiseConv2d(c, kernel, 1, 'same', 'NHWC', [2, 2]), bias);
-  return [relu(c, 0.1, 0.4), relu(c, 0.25, null), dw];
+  return [relu(c, 0.1, 0.4, 0), relu(c, 0.25, null, 0), relu(c, 0.2, 0.5, 0.1),
+          relu(c, 0, null, -0.2), dw];
 }
 
 // --- nsfwjs on real photos -----------------------------------------------------------

@@ -352,9 +352,12 @@ TEST_F(BadModel, DilatedStridedDepthwise) {
                "layer 'conv' (DepthwiseConv2D): dilation_rate 2x2 together with strides 2x2");
 }
 
-TEST_F(BadModel, ReluThreshold) {
-  layer(1) = {{"class_name", "ReLU"}, {"config", {{"name", "conv"}, {"threshold", 0.5}}}};
-  expect_error(ErrorKind::kUnsupported, "layer 'conv' (ReLU): threshold 0.5 is not supported");
+TEST_F(BadModel, ReluSettings) {
+  layer(1) = {{"class_name", "ReLU"}, {"config", {{"name", "conv"}, {"negative_slope", -0.5}}}};
+  expect_error(ErrorKind::kCorruption,
+               "layer 'conv' (ReLU): negative_slope must not be negative, got -0.5");
+  layer(1) = {{"class_name", "ReLU"}, {"config", {{"name", "conv"}, {"max_value", -1}}}};
+  expect_error(ErrorKind::kCorruption, "layer 'conv' (ReLU): max_value must not be negative");
 }
 
 TEST_F(BadModel, GraphModelsAndOtherFormats) {

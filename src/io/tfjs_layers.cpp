@@ -142,6 +142,29 @@ KTensor batch_normalization(const Emit& e) {
   return {e.call.output, x.shape};
 }
 
+// Keras' ReLU with a threshold t: x * (x > t), clipped to [0, max_value]
+// when one is given, minus slope * relu(t - x). The step x > t is
+// Cast(Cast(Relu(x - t), bool), float): for floats x - t > 0 exactly when x > t.
+void thresholded_relu(const Emit& e, double threshold, double slope, const json* max_json) {
+  const std::string& x = e.in().value;
+  std::string t = e.constant("threshold", scalar_f32(threshold));
+  std::string above = e.node("Relu", {e.node("Sub", {x, t}, e.value("shifted"))}, e.value("above"));
+  std::string step = e.node("Cast", {e.node("Cast", {above}, e.value("step_bool"),
+                                            {{"to", int64_t{9}}})},  // BOOL
+                            e.value("step"), {{"to", int64_t{1}}});    // FLOAT
+  bool last = !max_json && slope == 0;
+  std::string pos = e.node("Mul", {x, step}, last ? e.call.output : e.value("kept"));
+  if (max_json)
+    pos = e.node("Clip",
+                 {pos, e.constant("min", scalar_f32(0)),
+                  e.constant("max", scalar_f32(max_json->get<double>()))},
+                 slope == 0 ? e.call.output : e.value("clipped"));
+  if (slope == 0) return;
+  std::string below = e.node("Relu", {e.node("Sub", {t, x}, e.value("below"))}, e.value("below_relu"));
+  std::string neg = e.node("Mul", {below, e.constant("slope", scalar_f32(slope))}, e.value("negative"));
+  e.node("Sub", {pos, neg}, e.call.output);
+}
+
 KTensor relu_layer(const Emit& e) {
   expect_inputs(e, 1, 1);
   const KTensor& x = e.in();
@@ -149,12 +172,13 @@ KTensor relu_layer(const Emit& e) {
   double slope = number_field(e.cfg, "negative_slope", 0.0);
   double threshold = number_field(e.cfg, "threshold", 0.0);
   GRAFT_CHECK(slope >= 0, kCorruption, "negative_slope must not be negative, got {}", slope);
-  GRAFT_CHECK(threshold == 0, kUnsupported, "threshold {} is not supported (only 0)", threshold);
   if (max_json) {
     GRAFT_CHECK(max_json->is_number(), kCorruption, "max_value must be a number");
     GRAFT_CHECK(max_json->get<double>() >= 0, kCorruption, "max_value must not be negative");
   }
-  if (slope == 0 && !max_json) {
+  if (threshold != 0) {
+    thresholded_relu(e, threshold, slope, max_json);
+  } else if (slope == 0 && !max_json) {
     e.node("Relu", {x.value}, e.call.output);
   } else if (slope == 0) {
     e.node("Clip",
