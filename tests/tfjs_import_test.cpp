@@ -182,6 +182,29 @@ TEST(TfjsImport, CutAtAnIntermediateLayer) {
   for (float v : out.at("head_dense").to_vector<float>()) EXPECT_GE(v, 0.0f);
 }
 
+TEST(TfjsImport, CommandLineInspectsAndRunsModelJson) {
+  std::string dir = fixture("convs");
+  fs::path out = fs::temp_directory_path() / ("graft_tfjs_cli_" + std::to_string(::getpid()));
+  auto run = [](const std::string& args) {
+    std::string cmd = std::string(GRAFT_BINARY) + " " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string text;
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof buf, p)) text.append(buf, n);
+    return std::make_pair(WEXITSTATUS(pclose(p)), text);
+  };
+  auto [status, text] = run("inspect " + dir + "model.json");
+  EXPECT_EQ(status, 0) << text;
+  EXPECT_NE(text.find("image float32 [batchx9x9x3]"), std::string::npos) << text;
+  EXPECT_NE(text.find("sep/depthwise"), std::string::npos) << text;
+  std::tie(status, text) =
+      run("run " + dir + "model.json --input " + dir + "in.image.npy --out " + out.string());
+  ASSERT_EQ(status, 0) << text;
+  Diff d = compare(load_npy((out / "cat.npy").string()), load_npy(dir + "out.cat.npy"));
+  EXPECT_LE(d.max_abs, kTolerance * d.max_ref);
+  fs::remove_all(out);
+}
+
 // --- the nsfwjs MobileNetV2 on real photos -----------------------------------------
 
 TEST(TfjsImport, NsfwjsMobileNetV2MatchesTfjsOnPhotos) {

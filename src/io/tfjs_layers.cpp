@@ -137,8 +137,10 @@ KTensor batch_normalization(const Emit& e) {
   std::string mean = e.weight("moving_mean", {c});
   std::string var = e.weight("moving_variance", {c});
   float eps = static_cast<float>(number_field(e.cfg, "epsilon", 1e-3));
+  // ONNX's momentum weighs the running statistics as Keras' does.
+  float momentum = static_cast<float>(number_field(e.cfg, "momentum", 0.99));
   e.node("BatchNormalization", {x.value, gamma, beta, mean, var}, e.call.output,
-         {{"epsilon", eps}});
+         {{"epsilon", eps}, {"momentum", momentum}});
   return {e.call.output, x.shape};
 }
 
