@@ -72,8 +72,6 @@ struct Graph {
   // Reorders nodes topologically. Throws kCorruption naming the node on a
   // cycle, an input that nothing defines, or a value defined twice.
   void sort_topologically();
-  // Parameter count: elements of all floating-point initializers.
-  int64_t parameter_count() const;
   // Names of all values in the graph, for "did you mean" suggestions.
   std::vector<std::string> value_names() const;
 };

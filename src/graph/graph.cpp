@@ -115,13 +115,6 @@ void Graph::sort_topologically() {
                 kCorruption, "graph output '{}' is not produced by any node", out.name);
 }
 
-int64_t Graph::parameter_count() const {
-  int64_t n = 0;
-  for (const auto& [name, t] : initializers)
-    if (is_floating(t.dtype())) n += t.numel();
-  return n;
-}
-
 std::vector<std::string> Graph::value_names() const {
   std::vector<std::string> names;
   for (const ValueDecl& v : inputs) names.push_back(v.name);

@@ -1,5 +1,7 @@
 #include "graft/npy.h"
 
+#include "graft/file.h"
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -98,25 +100,12 @@ void save_npy(const std::string& path, const Tensor& t) {
   size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header += '\n';
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    GRAFT_CHECK(f.good(), kIO, "{}: cannot create file", tmp);
-    f.write("\x93NUMPY\x01\x00", 8);
-    uint16_t len = static_cast<uint16_t>(header.size());
-    char lb[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
-    f.write(lb, 2);
-    f << header;
-    f.write(static_cast<const char*>(t.raw()), static_cast<std::streamsize>(t.nbytes()));
-    f.flush();
-    GRAFT_CHECK(f.good(), kIO, "{}: write failed (disk full?)", tmp);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    fail(ErrorKind::kIO, "{}: cannot rename into place", path);
-  }
+  std::string bytes("\x93NUMPY\x01\x00", 8);  // magic, format version 1.0
+  bytes += static_cast<char>(header.size() & 0xff);
+  bytes += static_cast<char>(header.size() >> 8);
+  bytes += header;
+  bytes.append(static_cast<const char*>(t.raw()), t.nbytes());
+  write_file_atomically(path, bytes);
 }
 
 }  // namespace graft

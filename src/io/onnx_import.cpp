@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "graft/file.h"
 #include "graft/onnx.h"
 #include "graft/session.h"
 
@@ -14,15 +15,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr int kMinIrVersion = 3, kMaxIrVersion = 8, kMaxOpset = 17;
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  GRAFT_CHECK(f.good(), kNotFound, "{}: cannot open file", path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  GRAFT_CHECK(!f.bad(), kIO, "{}: read failed", path);
-  return ss.str();
-}
 
 DType dtype_from_onnx(int elem_type) {
   using TP = onnx::TensorProto;

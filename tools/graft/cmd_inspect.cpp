@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "graft/surgery.h"
 
 namespace graft::cli {
 
@@ -33,12 +34,12 @@ int inspect(const std::string& path, const std::vector<std::string>& shape_specs
 
   std::cout << fmt::format("\n{:<4} {:<40} {:<20} {:>10}  {}\n", "#", "node", "op", "params",
                            "outputs");
+  int64_t total_params = 0;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
     int64_t params = 0;
-    for (const std::string& in : n.inputs)
-      if (g.is_initializer(in) && is_floating(g.initializers.at(in).dtype()))
-        params += g.initializers.at(in).numel();
+    for (const std::string& p : parameters_of(g, n)) params += g.initializers.at(p).numel();
+    total_params += params;
     std::string outs;
     for (const std::string& o : n.outputs)
       if (!o.empty())
@@ -46,7 +47,7 @@ int inspect(const std::string& path, const std::vector<std::string>& shape_specs
     std::cout << fmt::format("{:<4} {:<40} {:<20} {:>10}  {}\n", i, n.name, n.op_type, params, outs);
   }
   std::cout << fmt::format("\ntotals: {} nodes, {} parameters, {} initializers\n", g.nodes.size(),
-                           g.parameter_count(), g.initializers.size());
+                           total_params, g.initializers.size());
   auto cuts = suggest_cut_points(g);
   if (cuts.empty()) {
     std::cout << "suggested cut points: none found (no global pooling before a final classifier)\n";
