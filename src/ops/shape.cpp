@@ -2,6 +2,10 @@
 // Squeeze, Unsqueeze, Transpose, Concat, Shape, and Cast (which converts
 // each element on its own). Ops that pick elements by index (Split, Slice,
 // Gather, Pad) are in shape_index.cpp.
+//
+// Gradients: an op that moves elements moves their gradients back the other
+// way, so each backward reuses its forward's index map or runs in reverse.
+// Shape has none: its output is integer.
 #include <fmt/ranges.h>
 
 #include <cmath>
@@ -52,6 +56,26 @@ void gather_by_map(Tensor& out, const Tensor& in, const std::vector<int64_t>& ma
   });
 }
 
+void scatter_add_by_map(Tensor& in, const Tensor& out, const std::vector<int64_t>& map) {
+  GRAFT_ASSERT(out.dtype() == in.dtype() && static_cast<int64_t>(map.size()) == out.numel());
+  visit_float(in.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* src = out.data<T>();
+    T* dst = in.data<T>();
+    for (size_t k = 0; k < map.size(); ++k)
+      if (map[k] >= 0) dst[map[k]] += src[k];
+  });
+}
+
+void copy_run(Tensor& dst, int64_t dst_offset, const Tensor& src, int64_t src_offset,
+              int64_t count) {
+  GRAFT_ASSERT(dst.dtype() == src.dtype() && dst_offset + count <= dst.numel() &&
+               src_offset + count <= src.numel());
+  size_t elem = dtype_size(src.dtype());
+  std::memcpy(static_cast<uint8_t*>(dst.raw()) + dst_offset * elem,
+              static_cast<const uint8_t*>(src.raw()) + src_offset * elem, count * elem);
+}
+
 std::vector<int64_t> int_values(const Tensor& t, const char* what) {
   GRAFT_CHECK(t.dtype() == DType::kI64 || t.dtype() == DType::kI32, kInvalidArgument,
               "{} must be int64 or int32, got {}", what, dtype_name(t.dtype()));
@@ -63,6 +87,19 @@ namespace {
 // The kernel of every op whose output holds the input's elements in the
 // same order (only the shape differs).
 void copy_input(KernelContext& c) { copy_elements(c.out(0), c.in(0)); }
+
+// Their gradient likewise: the output's gradient in the input's shape.
+void copy_gradient(BackwardContext& c) {
+  if (c.wants_grad(0)) copy_elements(c.grad_in(0), c.grad_out(0));
+}
+
+// Flatten, Reshape, Squeeze and Unsqueeze: only the shape changes.
+OpDef reshaping_op(OpDef d) {
+  d.compute = copy_input;
+  d.differentiable_inputs = {0};
+  d.backward = copy_gradient;
+  return d;
+}
 
 OpDef flatten_op() {
   OpDef d;
@@ -78,8 +115,7 @@ OpDef flatten_op() {
     Shape outer(in.begin(), in.begin() + axis), inner(in.begin() + axis, in.end());
     c.set_output(0, c.dtype(0), {shape_numel(outer), shape_numel(inner)});
   };
-  d.compute = copy_input;
-  return d;
+  return reshaping_op(d);
 }
 
 // Resolves a Reshape target: 0 copies the input's dimension (unless
@@ -132,8 +168,7 @@ OpDef reshape_op() {
     bool allowzero = c.node.attr_int("allowzero", 0) != 0;
     c.set_output(0, c.dtype(0), reshape_shape(c, c.shape(0), target, allowzero));
   };
-  d.compute = copy_input;
-  return d;
+  return reshaping_op(d);
 }
 
 // Squeeze and Unsqueeze took `axes` as an attribute before opset 13 and as
@@ -182,8 +217,7 @@ OpDef squeeze_op() {
       if (!drop[i]) out.push_back(in[i]);
     c.set_output(0, c.dtype(0), out);
   };
-  d.compute = copy_input;
-  return d;
+  return reshaping_op(d);
 }
 
 OpDef unsqueeze_op() {
@@ -202,8 +236,7 @@ OpDef unsqueeze_op() {
     for (int i = 0; i < rank; ++i) out.push_back(added[i] ? 1 : *next++);
     c.set_output(0, c.dtype(0), out);
   };
-  d.compute = copy_input;
-  return d;
+  return reshaping_op(d);
 }
 
 // Transpose's permutation; the default reverses the axes.
@@ -212,6 +245,15 @@ std::vector<int64_t> transpose_perm(const Node& node, int rank) {
   if (!node.has_attr("perm"))
     for (int i = rank - 1; i >= 0; --i) perm.push_back(i);
   return perm;
+}
+
+// For every output element of a Transpose, the flat index of its input element.
+std::vector<int64_t> transpose_map(const Node& node, const Shape& in, const Shape& out) {
+  std::vector<int64_t> in_strides = strides_of(in);
+  std::vector<int64_t> strides;  // output axis d walks input axis perm[d]
+  for (int64_t p : transpose_perm(node, static_cast<int>(in.size())))
+    strides.push_back(in_strides[p]);
+  return strided_index_map(out, 0, strides);
 }
 
 OpDef transpose_op() {
@@ -236,12 +278,13 @@ OpDef transpose_op() {
     c.set_output(0, c.dtype(0), out);
   };
   d.compute = [](KernelContext& c) {
-    const Tensor& in = c.in(0);
-    std::vector<int64_t> perm = transpose_perm(c.node, in.rank());
-    std::vector<int64_t> in_strides = strides_of(in.shape());
-    std::vector<int64_t> strides;  // output axis d walks input axis perm[d]
-    for (int64_t p : perm) strides.push_back(in_strides[p]);
-    gather_by_map(c.out(0), in, strided_index_map(c.out(0).shape(), 0, strides));
+    gather_by_map(c.out(0), c.in(0), transpose_map(c.node, c.in(0).shape(), c.out(0).shape()));
+  };
+  d.differentiable_inputs = {0};
+  d.backward = [](BackwardContext& c) {
+    if (!c.wants_grad(0)) return;
+    Tensor& g = c.grad_in(0);
+    scatter_add_by_map(g, c.grad_out(0), transpose_map(c.node, g.shape(), c.grad_out(0).shape()));
   };
   return d;
 }
@@ -249,6 +292,22 @@ OpDef transpose_op() {
 int concat_axis(const Node& node, int opset, int rank) {
   // Before opset 4 the axis was optional and defaulted to 1.
   return normalize_axis(node.attr_int("axis", opset < 4 ? 1 : 0), rank);
+}
+
+// Each input's size along the concatenation axis.
+std::vector<int64_t> concat_sizes(const std::vector<const Tensor*>& inputs, int axis) {
+  std::vector<int64_t> sizes;
+  for (const Tensor* in : inputs) sizes.push_back(in->dim(axis));
+  return sizes;
+}
+
+// Concat's differentiable inputs: all of them. OpDef lists indices, so this
+// lists more than any real model joins at once (DenseNet's widest Concat has
+// a few dozen); a gradient asked of input 1024 or later fails with a clear error.
+std::vector<int> every_input() {
+  std::vector<int> all(1024);
+  for (int i = 0; i < static_cast<int>(all.size()); ++i) all[i] = i;
+  return all;
 }
 
 OpDef concat_op() {
@@ -278,19 +337,21 @@ OpDef concat_op() {
   d.compute = [](KernelContext& c) {
     Tensor& out = c.out(0);
     int axis = concat_axis(c.node, c.opset, out.rank());
-    int64_t outer = shape_numel(Shape(out.shape().begin(), out.shape().begin() + axis));
-    int64_t inner = shape_numel(Shape(out.shape().begin() + axis + 1, out.shape().end()));
-    size_t elem = dtype_size(out.dtype());
-    auto* dst = static_cast<uint8_t*>(out.raw());
-    int64_t offset = 0;  // position of the current input along `axis`
-    for (const Tensor* in : c.inputs) {
-      int64_t block = in->dim(axis) * inner;  // one input's run per outer index
-      const auto* src = static_cast<const uint8_t*>(in->raw());
-      for (int64_t o = 0; o < outer && block > 0; ++o)
-        std::memcpy(dst + ((o * out.dim(axis) + offset) * inner) * elem, src + o * block * elem,
-                    block * elem);
-      offset += in->dim(axis);
-    }
+    for_each_run(out.shape(), axis, concat_sizes(c.inputs, axis),
+                 [&](size_t i, int64_t piece_at, int64_t whole_at, int64_t n) {
+                   copy_run(out, whole_at, *c.inputs[i], piece_at, n);
+                 });
+  };
+  // Each input's gradient is its part of the output's gradient (Split's forward).
+  d.differentiable_inputs = every_input();
+  d.backward = [](BackwardContext& c) {
+    const Tensor& g = c.grad_out(0);
+    int axis = concat_axis(c.node, c.opset, g.rank());
+    for_each_run(g.shape(), axis, concat_sizes(c.inputs, axis),
+                 [&](size_t i, int64_t piece_at, int64_t whole_at, int64_t n) {
+                   int k = static_cast<int>(i);
+                   if (c.wants_grad(k)) copy_run(c.grad_in(k), piece_at, g, whole_at, n);
+                 });
   };
   return d;
 }
@@ -352,22 +413,35 @@ Half double_to_half(double v) {
   return float_to_half(f);
 }
 
+// Converts src's elements into out's dtype (same element count).
+void convert_into(Tensor& out, const Tensor& src) {
+  if (src.dtype() == DType::kF64 && out.dtype() == DType::kF16) {
+    const double* from = src.data<double>();
+    Half* to = out.data<Half>();
+    for (int64_t i = 0; i < src.numel(); ++i) to[i] = double_to_half(from[i]);
+  } else {
+    copy_elements(out, src.dtype() == out.dtype() ? src : src.cast(out.dtype()));
+  }
+}
+
 OpDef cast_op() {
   OpDef d;
   d.type = "Cast";
   d.attributes = {"to"};
   d.check = [](const Node& node, int) { cast_target(node); };
   d.infer = [](InferContext& c) { c.set_output(0, cast_target(c.node), c.shape(0)); };
-  d.compute = [](KernelContext& c) {
-    const Tensor& in = c.in(0);
-    Tensor& out = c.out(0);
-    if (in.dtype() == DType::kF64 && out.dtype() == DType::kF16) {
-      const double* src = in.data<double>();
-      Half* dst = out.data<Half>();
-      for (int64_t i = 0; i < in.numel(); ++i) dst[i] = double_to_half(src[i]);
-    } else {
-      copy_elements(out, in.cast(out.dtype()));
-    }
+  d.compute = [](KernelContext& c) { convert_into(c.out(0), c.in(0)); };
+  // Between float types Cast is the identity up to rounding, so the gradient
+  // is cast back. Into or out of an integer or bool type nothing flows: the
+  // executor never differentiates a node without a float output, and an
+  // integer input never carries a gradient, so reaching here is a misuse.
+  d.differentiable_inputs = {0};
+  d.backward = [](BackwardContext& c) {
+    DType from = c.in(0).dtype(), to = c.grad_out(0).dtype();
+    GRAFT_CHECK(is_floating(from) && is_floating(to), kInvalidArgument,
+                "Cast from {} to {} has no gradient (only casts between float types do)",
+                dtype_name(from), dtype_name(to));
+    if (c.wants_grad(0)) convert_into(c.grad_in(0), c.grad_out(0));
   };
   return d;
 }

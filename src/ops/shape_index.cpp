@@ -1,10 +1,10 @@
 // Ops that pick elements by position: Split, Slice, Gather and Pad. Their
 // kernels build, for every output element, the flat index of its source
-// element (or -1 for a padding value) and copy through that map.
+// element (or -1 for a padding value) and copy through that map; their
+// gradients add back through the same map (scatter_add_by_map).
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "ops/kernel_util.h"
 #include "ops/op.h"
@@ -69,24 +69,28 @@ OpDef split_op() {
   d.compute = [](KernelContext& c) {
     const Tensor& in = c.in(0);
     int axis = normalize_axis(c.node.attr_int("axis", 0), in.rank());
-    int pieces = static_cast<int>(c.outputs.size());
+    std::vector<int64_t> sizes = split_sizes(c.node, c.has_input(1) ? &c.in(1) : nullptr,
+                                             in.dim(axis), static_cast<int>(c.outputs.size()));
+    for_each_run(in.shape(), axis, sizes,
+                 [&](size_t i, int64_t piece_at, int64_t whole_at, int64_t n) {
+                   if (c.outputs[i]) copy_run(*c.outputs[i], piece_at, in, whole_at, n);
+                 });
+  };
+  // The input's gradient joins the pieces' gradients (Concat's forward); a
+  // piece no gradient reaches contributes zeros.
+  d.differentiable_inputs = {0};
+  d.backward = [](BackwardContext& c) {
+    if (!c.wants_grad(0)) return;
+    Tensor& g = c.grad_in(0);
+    int axis = normalize_axis(c.node.attr_int("axis", 0), g.rank());
+    const Tensor* split = c.inputs.size() > 1 ? c.inputs[1] : nullptr;
     std::vector<int64_t> sizes =
-        split_sizes(c.node, c.has_input(1) ? &c.in(1) : nullptr, in.dim(axis), pieces);
-    int64_t outer = span_numel(in.shape(), 0, axis);
-    int64_t inner = span_numel(in.shape(), axis + 1, in.rank());
-    size_t elem = dtype_size(in.dtype());
-    const auto* src = static_cast<const uint8_t*>(in.raw());
-    int64_t offset = 0;  // where the current piece starts along `axis`
-    for (int i = 0; i < pieces; ++i) {
-      int64_t block = sizes[i] * inner;  // one piece's run per outer index
-      if (c.outputs[i] && block > 0) {
-        auto* dst = static_cast<uint8_t*>(c.outputs[i]->raw());
-        for (int64_t o = 0; o < outer; ++o)
-          std::memcpy(dst + o * block * elem, src + (o * in.dim(axis) + offset) * inner * elem,
-                      block * elem);
-      }
-      offset += sizes[i];
-    }
+        split_sizes(c.node, split, g.dim(axis), static_cast<int>(c.node.outputs.size()));
+    for_each_run(g.shape(), axis, sizes,
+                 [&](size_t i, int64_t piece_at, int64_t whole_at, int64_t n) {
+                   int k = static_cast<int>(i);
+                   if (c.has_grad_output(k)) copy_run(g, whole_at, c.grad_out(k), piece_at, n);
+                 });
   };
   return d;
 }
@@ -160,6 +164,23 @@ SliceRange slice_range(const Node& node, int opset, const Shape& in,
   return r;
 }
 
+// For every output element of a Slice, the flat index of its input element.
+// `inputs` are the node's inputs (data first; nullptr or missing: absent).
+std::vector<int64_t> slice_map(const Node& node, int opset, const Shape& in,
+                               const std::vector<const Tensor*>& inputs) {
+  std::vector<const Tensor*> args(4, nullptr);
+  for (size_t i = 0; i < 4 && i + 1 < inputs.size(); ++i) args[i] = inputs[i + 1];
+  SliceRange r = slice_range(node, opset, in, args);
+  std::vector<int64_t> in_strides = strides_of(in);
+  int64_t base = 0;
+  std::vector<int64_t> strides;
+  for (size_t d = 0; d < in.size(); ++d) {
+    base += r.start[d] * in_strides[d];
+    strides.push_back(r.step[d] * in_strides[d]);
+  }
+  return strided_index_map(r.out, base, strides);
+}
+
 OpDef slice_op() {
   OpDef d;
   d.type = "Slice";
@@ -173,24 +194,39 @@ OpDef slice_op() {
     c.set_output(0, c.dtype(0), slice_range(c.node, c.opset, c.shape(0), args).out);
   };
   d.compute = [](KernelContext& c) {
-    const Tensor& in = c.in(0);
-    std::vector<const Tensor*> args(4, nullptr);
-    for (int i = 0; i < 4; ++i)
-      if (c.has_input(i + 1)) args[i] = &c.in(i + 1);
-    SliceRange r = slice_range(c.node, c.opset, in.shape(), args);
-    std::vector<int64_t> in_strides = strides_of(in.shape());
-    int64_t base = 0;
-    std::vector<int64_t> strides;
-    for (int d = 0; d < in.rank(); ++d) {
-      base += r.start[d] * in_strides[d];
-      strides.push_back(r.step[d] * in_strides[d]);
-    }
-    gather_by_map(c.out(0), in, strided_index_map(r.out, base, strides));
+    gather_by_map(c.out(0), c.in(0), slice_map(c.node, c.opset, c.in(0).shape(), c.inputs));
+  };
+  d.differentiable_inputs = {0};
+  d.backward = [](BackwardContext& c) {
+    if (!c.wants_grad(0)) return;
+    Tensor& g = c.grad_in(0);
+    scatter_add_by_map(g, c.grad_out(0), slice_map(c.node, c.opset, g.shape(), c.inputs));
   };
   return d;
 }
 
 // --- Gather ------------------------------------------------------------------
+
+// For every output element of a Gather, the flat index of its data element.
+std::vector<int64_t> gather_map(const Node& node, const Shape& data, const Tensor& indices_t) {
+  int rank = static_cast<int>(data.size());
+  int axis = normalize_axis(node.attr_int("axis", 0), rank);
+  std::vector<int64_t> indices = indices_t.to_vector<int64_t>();
+  int64_t dim = data[axis];
+  for (int64_t& i : indices) {
+    GRAFT_CHECK(i >= -dim && i < dim, kInvalidArgument,
+                "Gather index {} is out of range for axis {} of size {}", i, axis, dim);
+    if (i < 0) i += dim;
+  }
+  int64_t outer = span_numel(data, 0, axis);
+  int64_t inner = span_numel(data, axis + 1, rank);
+  std::vector<int64_t> map;
+  map.reserve(outer * indices.size() * inner);
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i : indices)
+      for (int64_t k = 0; k < inner; ++k) map.push_back((o * dim + i) * inner + k);
+  return map;
+}
 
 OpDef gather_op() {
   OpDef d;
@@ -208,23 +244,15 @@ OpDef gather_op() {
     c.set_output(0, c.dtype(0), out);
   };
   d.compute = [](KernelContext& c) {
-    const Tensor& data = c.in(0);
-    int axis = normalize_axis(c.node.attr_int("axis", 0), data.rank());
-    std::vector<int64_t> indices = c.in(1).to_vector<int64_t>();
-    int64_t dim = data.dim(axis);
-    for (int64_t& i : indices) {
-      GRAFT_CHECK(i >= -dim && i < dim, kInvalidArgument,
-                  "Gather index {} is out of range for axis {} of size {}", i, axis, dim);
-      if (i < 0) i += dim;
-    }
-    int64_t outer = span_numel(data.shape(), 0, axis);
-    int64_t inner = span_numel(data.shape(), axis + 1, data.rank());
-    std::vector<int64_t> map;
-    map.reserve(c.out(0).numel());
-    for (int64_t o = 0; o < outer; ++o)
-      for (int64_t i : indices)
-        for (int64_t k = 0; k < inner; ++k) map.push_back((o * dim + i) * inner + k);
-    gather_by_map(c.out(0), data, map);
+    gather_by_map(c.out(0), c.in(0), gather_map(c.node, c.in(0).shape(), c.in(1)));
+  };
+  // Only the data has a gradient (indices are integers); a row gathered
+  // several times collects the gradient of every copy.
+  d.differentiable_inputs = {0};
+  d.backward = [](BackwardContext& c) {
+    if (!c.wants_grad(0)) return;
+    Tensor& g = c.grad_in(0);
+    scatter_add_by_map(g, c.grad_out(0), gather_map(c.node, g.shape(), c.in(1)));
   };
   return d;
 }
@@ -315,6 +343,19 @@ OpDef pad_op() {
     Tensor fill = c.opset >= 11 ? (c.has_input(2) ? c.in(2) : Tensor(in.dtype(), {}))
                                 : Tensor::scalar(c.node.attr_float("value", 0.0f)).cast(in.dtype());
     gather_by_map(out, in, pad_index_map(mode, in.shape(), out.shape(), pads), &fill);
+  };
+  // The data's gradient only: padding with a constant drops the border's
+  // gradient, while reflect and edge fold it back onto the elements the
+  // border copies. (The constant value itself is not trained.)
+  d.differentiable_inputs = {0};
+  d.backward = [](BackwardContext& c) {
+    if (!c.wants_grad(0)) return;
+    Tensor& g = c.grad_in(0);
+    const Tensor& g_out = c.grad_out(0);
+    const Tensor* pads_input = c.inputs.size() > 1 ? c.inputs[1] : nullptr;
+    std::vector<int64_t> pads = pad_amounts(c.node, c.opset, pads_input);
+    std::string mode = c.node.attr_string("mode", "constant");
+    scatter_add_by_map(g, g_out, pad_index_map(mode, g.shape(), g_out.shape(), pads));
   };
   return d;
 }
