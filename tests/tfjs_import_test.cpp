@@ -6,13 +6,12 @@
 // over all its elements (relative to the output's largest magnitude).
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "graft/npy.h"
 #include "graft/session.h"
@@ -131,10 +130,11 @@ TEST(TfjsImport, NestedSequentialStartingWithRescaling) {
       {"class_name", "Sequential"},
       {"config",
        {{"name", "wrapper"},
-        {"layers", json::array({{{"class_name", "InputLayer"},
-                                 {"config", {{"name", "rescale_input"},
-                                             {"batch_input_shape", {nullptr, 6, 6, 3}}}}},
-                                inner})}}}};
+        {"layers",
+         json::array(
+             {{{"class_name", "InputLayer"},
+               {"config", {{"name", "rescale_input"}, {"batch_input_shape", {nullptr, 6, 6, 3}}}}},
+              inner})}}}};
   std::ofstream(dir / "model.json") << m.dump();
   Graph g = load_tfjs((dir / "model.json").string());
   EXPECT_EQ(g.metadata.at("graft.input_range"), "0..255");
@@ -291,7 +291,8 @@ TEST_F(BadModel, WeightFileTooLong) {
 TEST_F(BadModel, WeightMissingFromManifest) {
   // Drop conv/bias (4 floats) from the manifest and the file.
   json& w = weights();
-  auto it = std::find_if(w.begin(), w.end(), [](const json& x) { return x["name"] == "conv/bias"; });
+  auto it =
+      std::find_if(w.begin(), w.end(), [](const json& x) { return x["name"] == "conv/bias"; });
   ASSERT_NE(it, w.end());
   w.erase(it);
   std::vector<char> data(fs::file_size(bin()));
@@ -323,13 +324,13 @@ TEST_F(BadModel, HugeShapeIsRejectedBeforeAllocating) {
   weights()[0]["shape"] = {1000000, 1000000, 1000, 3};
   expect_error(ErrorKind::kCorruption, "is truncated");
   weights()[0]["shape"] = {4611686018427387904LL, 4};
-  expect_error(ErrorKind::kCorruption, "weight 'conv/kernel': shape [4611686018427387904, 4] is too large");
+  expect_error(ErrorKind::kCorruption,
+               "weight 'conv/kernel': shape [4611686018427387904, 4] is too large");
 }
 
 TEST_F(BadModel, UnknownDtype) {
   weights()[0]["dtype"] = "complex64";
-  expect_error(ErrorKind::kUnsupported,
-               "weight 'conv/kernel': dtype 'complex64' is not supported");
+  expect_error(ErrorKind::kUnsupported, "weight 'conv/kernel': dtype 'complex64' is not supported");
 }
 
 TEST_F(BadModel, UnknownQuantization) {

@@ -13,8 +13,7 @@ namespace {
 bool same_padding(const json& cfg) {
   std::string p = string_field(cfg, "padding", std::string("valid"));
   if (p == "same") return true;
-  GRAFT_CHECK(p == "valid", kUnsupported, "padding '{}' is not supported (only valid and same)",
-              p);
+  GRAFT_CHECK(p == "valid", kUnsupported, "padding '{}' is not supported (only valid and same)", p);
   return false;
 }
 
@@ -103,8 +102,8 @@ KTensor conv2d(const Emit& e) {
   GRAFT_CHECK(filters > 0 && groups > 0 && c % groups == 0 && filters % groups == 0, kCorruption,
               "filters {} and groups {} do not fit {} input channels", filters, groups, c);
   std::vector<std::string> inputs = {
-      e.in().value, e.weight("kernel", {w.kernel[0], w.kernel[1], c / groups, filters},
-                             hwio_to_oihw)};
+      e.in().value,
+      e.weight("kernel", {w.kernel[0], w.kernel[1], c / groups, filters}, hwio_to_oihw)};
   if (bool_field(e.cfg, "use_bias", true)) inputs.push_back(e.weight("bias", {filters}));
   std::string act = activation_of(e.cfg);
   std::string pre = e.node("Conv", inputs, pre_activation(e, act, "conv"), conv_attrs(w, groups));
@@ -135,8 +134,8 @@ KTensor depthwise_conv2d(const Emit& e) {
   Window w = conv_window(e.cfg, false);
   int64_t mult = int_field(e.cfg, "depth_multiplier", 1);
   std::string act = activation_of(e.cfg);
-  std::string pre = depthwise(e, w, mult, bool_field(e.cfg, "use_bias", true),
-                              pre_activation(e, act, "conv"));
+  std::string pre =
+      depthwise(e, w, mult, bool_field(e.cfg, "use_bias", true), pre_activation(e, act, "conv"));
   finish_activation(e, act, pre, 4);
   return {e.call.output, conv_out_shape(e.in(), w, known_channels(e.in()) * mult)};
 }
@@ -180,7 +179,8 @@ KTensor zero_padding2d(const Emit& e) {
   GRAFT_CHECK(top >= 0 && bottom >= 0 && left >= 0 && right >= 0, kCorruption,
               "padding must not be negative");
   Tensor pads = Tensor::from_vector<int64_t>({8}, {0, 0, top, left, 0, 0, bottom, right});
-  e.node("Pad", {e.in().value, e.constant("pads", pads)}, e.call.output, {{"mode", std::string("constant")}});
+  e.node("Pad", {e.in().value, e.constant("pads", pads)}, e.call.output,
+         {{"mode", std::string("constant")}});
   Shape s = e.in().shape;
   if (s[1] >= 0) s[1] += top + bottom;
   if (s[2] >= 0) s[2] += left + right;

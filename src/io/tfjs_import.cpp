@@ -94,7 +94,8 @@ class ModelBuilder {
   std::vector<KTensor> build_sequential(const json& config, const std::vector<KTensor>& inputs,
                                         const std::string& scope) {
     const json& layers = sequential_layers(config);
-    GRAFT_CHECK(layers.is_array() && !layers.empty(), kCorruption, "a Sequential model has no layers");
+    GRAFT_CHECK(layers.is_array() && !layers.empty(), kCorruption,
+                "a Sequential model has no layers");
     KTensor x;
     if (!inputs.empty()) {
       GRAFT_CHECK(inputs.size() == 1, kCorruption, "a Sequential model takes 1 input, got {}",
@@ -111,12 +112,13 @@ class ModelBuilder {
     for (size_t i = 0; i < layers.size(); ++i) {
       const json& layer = layers[i];
       if (string_field(layer, "class_name") == "InputLayer") {
-        GRAFT_CHECK(i == 0, kCorruption, "InputLayer '{}' is not the first layer", layer_name(layer));
+        GRAFT_CHECK(i == 0, kCorruption, "InputLayer '{}' is not the first layer",
+                    layer_name(layer));
         continue;
       }
       std::vector<KTensor> out = call_layer(layer, {x}, 0, scope);
-      GRAFT_CHECK(out.size() == 1, kUnsupported,
-                  "layer '{}' of a Sequential model has {} outputs", layer_name(layer), out.size());
+      GRAFT_CHECK(out.size() == 1, kUnsupported, "layer '{}' of a Sequential model has {} outputs",
+                  layer_name(layer), out.size());
       x = out[0];
     }
     return {x};
@@ -165,7 +167,8 @@ class ModelBuilder {
       std::string name = layer_name(l);
       if (string_field(l, "class_name") == "InputLayer") continue;
       const json& nodes = member(l, "inbound_nodes");
-      GRAFT_CHECK(nodes.is_array(), kCorruption, "layer '{}': 'inbound_nodes' must be a list", name);
+      GRAFT_CHECK(nodes.is_array(), kCorruption, "layer '{}': 'inbound_nodes' must be a list",
+                  name);
       int offset = is_model_class(string_field(l, "class_name"))
                        ? node_offset(name, nodes.size(), all_refs)
                        : 0;
@@ -214,10 +217,10 @@ class ModelBuilder {
     for (const json& oj : member(config, "output_layers")) {
       Ref r = parse_ref(oj);
       auto it = ready.find({r.layer, r.node});
-      GRAFT_CHECK(it != ready.end() && r.tensor >= 0 &&
-                      r.tensor < static_cast<int64_t>(it->second.size()),
-                  kCorruption, "output [{}, {}, {}] is not defined by the model", r.layer, r.node,
-                  r.tensor);
+      GRAFT_CHECK(
+          it != ready.end() && r.tensor >= 0 && r.tensor < static_cast<int64_t>(it->second.size()),
+          kCorruption, "output [{}, {}, {}] is not defined by the model", r.layer, r.node,
+          r.tensor);
       outputs.push_back(it->second[r.tensor]);
     }
     GRAFT_CHECK(!outputs.empty(), kCorruption, "the model has no outputs");
@@ -269,7 +272,7 @@ class ModelBuilder {
         const json& d = (*shape_json)[i];
         int64_t v = d.is_null() ? -1 : as_int(d, "batch_input_shape");
         GRAFT_CHECK(d.is_null() || v > 0, kCorruption, "dimension {} must be positive", v);
-        std::string symbol = i == 0 ? "batch"
+        std::string symbol = i == 0               ? "batch"
                              : rank == 4 && i < 3 ? (i == 1 ? "height" : "width")
                                                   : fmt::format("dim{}", i);
         decl.shape->push_back(v < 0 ? Dim{-1, symbol} : Dim{v, ""});
@@ -310,9 +313,9 @@ void add_output(GraphBuilder& b, const KTensor& out) {
   }
   ValueDecl decl{out.value, DType::kF32, std::vector<Dim>{}};
   for (size_t i = 0; i < out.shape.size(); ++i)
-    decl.shape->push_back(i == 0 ? Dim{-1, "batch"}
-                                 : out.shape[i] < 0 ? Dim{-1, fmt::format("{}_dim{}", out.value, i)}
-                                                    : Dim{out.shape[i], ""});
+    decl.shape->push_back(i == 0             ? Dim{-1, "batch"}
+                          : out.shape[i] < 0 ? Dim{-1, fmt::format("{}_dim{}", out.value, i)}
+                                             : Dim{out.shape[i], ""});
   b.graph.outputs.push_back(decl);
 }
 
@@ -321,8 +324,8 @@ Graph build_graph(const json& root, const fs::path& dir) {
   std::string format = string_field(root, "format", std::string("layers-model"));
   GRAFT_CHECK(format == "layers-model" && !find_member(topology, "node"), kUnsupported,
               "this is a TF.js graph model ('{}'); only layers models are supported", format);
-  const json& model = find_member(topology, "model_config") ? member(topology, "model_config")
-                                                            : topology;
+  const json& model =
+      find_member(topology, "model_config") ? member(topology, "model_config") : topology;
   std::string cls = string_field(model, "class_name");
   GRAFT_CHECK(is_model_class(cls), kUnsupported,
               "the topology is a '{}', not a Model, Functional or Sequential", cls);

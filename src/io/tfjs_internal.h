@@ -2,9 +2,8 @@
 // the decoded weights, and the builder that accumulates the graph.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>

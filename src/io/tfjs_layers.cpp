@@ -118,8 +118,9 @@ KTensor batch_normalization(const Emit& e) {
   expect_inputs(e, 1, 1);
   const KTensor& x = e.in();
   const json& axis_json = member(e.cfg, "axis");
-  std::vector<int64_t> axes =
-      axis_json.is_array() ? as_int_list(axis_json, "axis") : std::vector<int64_t>{as_int(axis_json, "axis")};
+  std::vector<int64_t> axes = axis_json.is_array()
+                                  ? as_int_list(axis_json, "axis")
+                                  : std::vector<int64_t>{as_int(axis_json, "axis")};
   GRAFT_CHECK(axes.size() == 1, kUnsupported, "normalising over {} axes is not supported",
               axes.size());
   GRAFT_CHECK(x.rank() >= 2 && graph_axis(axes[0], x.rank()) == 1, kUnsupported,
@@ -130,10 +131,10 @@ KTensor batch_normalization(const Emit& e) {
               keras_shape_str(x.shape));
   Tensor ones(DType::kF32, {c}), zeros(DType::kF32, {c});
   std::fill(ones.data<float>(), ones.data<float>() + c, 1.0f);
-  std::string gamma = bool_field(e.cfg, "scale", true) ? e.weight("gamma", {c})
-                                                      : e.constant("gamma", ones);
-  std::string beta = bool_field(e.cfg, "center", true) ? e.weight("beta", {c})
-                                                      : e.constant("beta", zeros);
+  std::string gamma =
+      bool_field(e.cfg, "scale", true) ? e.weight("gamma", {c}) : e.constant("gamma", ones);
+  std::string beta =
+      bool_field(e.cfg, "center", true) ? e.weight("beta", {c}) : e.constant("beta", zeros);
   std::string mean = e.weight("moving_mean", {c});
   std::string var = e.weight("moving_variance", {c});
   float eps = static_cast<float>(number_field(e.cfg, "epsilon", 1e-3));
@@ -151,9 +152,9 @@ void thresholded_relu(const Emit& e, double threshold, double slope, const json*
   const std::string& x = e.in().value;
   std::string t = e.constant("threshold", scalar_f32(threshold));
   std::string above = e.node("Relu", {e.node("Sub", {x, t}, e.value("shifted"))}, e.value("above"));
-  std::string step = e.node("Cast", {e.node("Cast", {above}, e.value("step_bool"),
-                                            {{"to", int64_t{9}}})},  // BOOL
-                            e.value("step"), {{"to", int64_t{1}}});    // FLOAT
+  std::string step =
+      e.node("Cast", {e.node("Cast", {above}, e.value("step_bool"), {{"to", int64_t{9}}})},  // BOOL
+             e.value("step"), {{"to", int64_t{1}}});  // FLOAT
   bool last = !max_json && slope == 0;
   std::string pos = e.node("Mul", {x, step}, last ? e.call.output : e.value("kept"));
   if (max_json)
@@ -162,8 +163,10 @@ void thresholded_relu(const Emit& e, double threshold, double slope, const json*
                   e.constant("max", scalar_f32(max_json->get<double>()))},
                  slope == 0 ? e.call.output : e.value("clipped"));
   if (slope == 0) return;
-  std::string below = e.node("Relu", {e.node("Sub", {t, x}, e.value("below"))}, e.value("below_relu"));
-  std::string neg = e.node("Mul", {below, e.constant("slope", scalar_f32(slope))}, e.value("negative"));
+  std::string below =
+      e.node("Relu", {e.node("Sub", {t, x}, e.value("below"))}, e.value("below_relu"));
+  std::string neg =
+      e.node("Mul", {below, e.constant("slope", scalar_f32(slope))}, e.value("negative"));
   e.node("Sub", {pos, neg}, e.call.output);
 }
 
@@ -210,8 +213,8 @@ KTensor softmax_layer(const Emit& e) {
   const json* axis = find_member(e.cfg, "axis");
   int64_t a = -1;
   if (axis) {
-    std::vector<int64_t> axes = axis->is_array() ? as_int_list(*axis, "axis")
-                                                 : std::vector<int64_t>{as_int(*axis, "axis")};
+    std::vector<int64_t> axes =
+        axis->is_array() ? as_int_list(*axis, "axis") : std::vector<int64_t>{as_int(*axis, "axis")};
     GRAFT_CHECK(axes.size() == 1, kUnsupported, "softmax over {} axes is not supported",
                 axes.size());
     a = axes[0];
@@ -297,9 +300,9 @@ KTensor concatenate(const Emit& e) {
     GRAFT_CHECK(t.rank() == rank, kCorruption, "inputs {} and {} differ in rank",
                 keras_shape_str(e.in().shape), keras_shape_str(t.shape));
     for (int i = 0; i < rank; ++i)
-      GRAFT_CHECK(i == k || t.shape[i] == shape[i] || t.shape[i] < 0 || shape[i] < 0,
-                  kCorruption, "inputs {} and {} differ outside axis {}",
-                  keras_shape_str(e.in().shape), keras_shape_str(t.shape), axis);
+      GRAFT_CHECK(i == k || t.shape[i] == shape[i] || t.shape[i] < 0 || shape[i] < 0, kCorruption,
+                  "inputs {} and {} differ outside axis {}", keras_shape_str(e.in().shape),
+                  keras_shape_str(t.shape), axis);
     shape[k] = (shape[k] < 0 || t.shape[k] < 0) ? -1 : shape[k] + t.shape[k];
     values.push_back(t.value);
   }

@@ -34,8 +34,7 @@ int64_t as_int(const json& v, const std::string& what) {
 }
 
 std::vector<int64_t> as_int_list(const json& v, const std::string& what) {
-  GRAFT_CHECK(v.is_array(), kCorruption, "'{}' must be a list of integers, got {}", what,
-              v.dump());
+  GRAFT_CHECK(v.is_array(), kCorruption, "'{}' must be a list of integers, got {}", what, v.dump());
   std::vector<int64_t> out;
   for (const json& x : v) out.push_back(as_int(x, what));
   return out;
@@ -111,8 +110,7 @@ std::string GraphBuilder::add_node(const std::string& op, std::vector<std::strin
 
 std::string GraphBuilder::add_initializer(const std::string& name, const Tensor& value) {
   if (graph.initializers.count(name)) return name;
-  GRAFT_CHECK(!claimed(name), kCorruption, "weight or constant '{}' has the name of a value",
-              name);
+  GRAFT_CHECK(!claimed(name), kCorruption, "weight or constant '{}' has the name of a value", name);
   names_.insert(name);
   graph.initializers[name] = value;
   return name;

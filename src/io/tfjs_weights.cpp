@@ -20,8 +20,8 @@ namespace {
 struct WeightSpec {
   std::string name;
   Shape shape;
-  std::string dtype;     // float32, int32, float16, bool
-  std::string storage;   // what the bytes hold: dtype, or the quantized dtype
+  std::string dtype;    // float32, int32, float16, bool
+  std::string storage;  // what the bytes hold: dtype, or the quantized dtype
   double min = 0, scale = 1;
   bool optimizer = false;  // an optimizer's state: skipped, but it takes bytes
   uint64_t bytes = 0;
@@ -41,10 +41,9 @@ WeightSpec parse_spec(const json& w) {
     s.shape = as_int_list(member(w, "shape"), "shape");
     for (int64_t d : s.shape) GRAFT_CHECK(d >= 0, kCorruption, "shape has a negative dimension");
     s.dtype = string_field(w, "dtype");
-    GRAFT_CHECK(s.dtype == "float32" || s.dtype == "int32" || s.dtype == "float16" ||
-                    s.dtype == "bool",
-                kUnsupported, "dtype '{}' is not supported (float32, float16, int32, bool)",
-                s.dtype);
+    GRAFT_CHECK(
+        s.dtype == "float32" || s.dtype == "int32" || s.dtype == "float16" || s.dtype == "bool",
+        kUnsupported, "dtype '{}' is not supported (float32, float16, int32, bool)", s.dtype);
     s.storage = s.dtype;
     s.optimizer = string_field(w, "group", std::string("model")) == "optimizer";
     if (const json* q = find_member(w, "quantization")) {
@@ -56,8 +55,7 @@ WeightSpec parse_spec(const json& w) {
         s.scale = number_field(*q, "scale");
       } else {
         GRAFT_CHECK(s.storage == "float16", kUnsupported,
-                    "quantization dtype '{}' is not supported (uint8, uint16, float16)",
-                    s.storage);
+                    "quantization dtype '{}' is not supported (uint8, uint16, float16)", s.storage);
         GRAFT_CHECK(s.dtype == "float32", kUnsupported,
                     "float16 quantization of {} values is not supported", s.dtype);
       }
