@@ -48,9 +48,7 @@ void Session::plan_training() {
                 "{}: op '{}' has no gradient, but trainable parameters lie before it",
                 node.describe(), node.op_type);
     for (int k : needing) {
-      bool ok = std::find(def->differentiable_inputs.begin(), def->differentiable_inputs.end(), k) !=
-                def->differentiable_inputs.end();
-      GRAFT_CHECK(ok, kUnsupported, "{}: no gradient flows to input {} ('{}') of {}",
+      GRAFT_CHECK(def->differentiable(k), kUnsupported, "{}: no gradient flows to input {} ('{}') of {}",
                   node.describe(), k, node.inputs[k], node.op_type);
     }
     active_[i] = true;

@@ -124,8 +124,8 @@ std::vector<std::string> parameters_of(const Graph& g, const Node& n) {
   std::vector<std::string> out;
   const ops::OpDef* def = ops::registry().find(n.op_type);
   if (!def) return out;
-  for (int k : def->differentiable_inputs)
-    if (k < static_cast<int>(n.inputs.size()) && g.is_initializer(n.inputs[k]) &&
+  for (size_t k = 0; k < n.inputs.size(); ++k)
+    if (def->differentiable(static_cast<int>(k)) && g.is_initializer(n.inputs[k]) &&
         is_floating(g.initializers.at(n.inputs[k]).dtype()))
       out.push_back(n.inputs[k]);
   return out;

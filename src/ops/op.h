@@ -4,6 +4,7 @@
 // registered by the group's register_*_ops function.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <initializer_list>
 #include <string>
@@ -103,6 +104,12 @@ struct OpDef {
   // Which inputs a gradient can flow to (e.g. Conv: X, W, B; Reshape: data
   // only). Asking for any other input's gradient is an error naming the node.
   std::vector<int> differentiable_inputs;
+  bool every_input_differentiable = false;  // variadic ops such as Concat
+  bool differentiable(int input) const {
+    return every_input_differentiable ||
+           std::find(differentiable_inputs.begin(), differentiable_inputs.end(), input) !=
+               differentiable_inputs.end();
+  }
   // The gradient rule, beside the forward it differentiates. Empty for ops
   // without one: differentiating through them is an error naming the node.
   std::function<void(BackwardContext&)> backward;

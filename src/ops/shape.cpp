@@ -301,15 +301,6 @@ std::vector<int64_t> concat_sizes(const std::vector<const Tensor*>& inputs, int 
   return sizes;
 }
 
-// Concat's differentiable inputs: all of them. OpDef lists indices, so this
-// lists more than any real model joins at once (DenseNet's widest Concat has
-// a few dozen); a gradient asked of input 1024 or later fails with a clear error.
-std::vector<int> every_input() {
-  std::vector<int> all(1024);
-  for (int i = 0; i < static_cast<int>(all.size()); ++i) all[i] = i;
-  return all;
-}
-
 OpDef concat_op() {
   OpDef d;
   d.type = "Concat";
@@ -343,7 +334,7 @@ OpDef concat_op() {
                  });
   };
   // Each input's gradient is its part of the output's gradient (Split's forward).
-  d.differentiable_inputs = every_input();
+  d.every_input_differentiable = true;
   d.backward = [](BackwardContext& c) {
     const Tensor& g = c.grad_out(0);
     int axis = concat_axis(c.node, c.opset, g.rank());
