@@ -171,47 +171,29 @@ struct ConvChannels {
   int64_t out_per_group = 0;  // output channels per group
 };
 
-// One kernel tap (kd, kh, kw) of a convolution:
-// y[o] += w * x[o * stride + k * dilation - pad_begin] for every output o
-// whose input position is inside x (outside is zero padding).
-template <typename T>
-void gather_tap(const T* x, T* y, T w, const ConvGeometry& g, const int64_t k[3]) {
+// One kernel tap k = (kd, kh, kw) links a position `near` on the small side
+// of a convolution (Conv's output, ConvTranspose's input) to the position
+// far = near * stride + k * dilation - pad_begin on the large side (Conv's
+// input, ConvTranspose's output). Calls fn(near, far) with flat plane
+// indices for every pair whose far position is inside the plane (outside is
+// zero padding). Every Conv and ConvTranspose kernel, forward and backward,
+// is this walk with a different multiply-add.
+template <typename Fn>
+void for_each_tap_pair(const Shape& near, const Shape& far, const ConvGeometry& g,
+                       const int64_t k[3], Fn&& fn) {
   int64_t off[3];
   IndexRange r[3];
   for (int a = 0; a < 3; ++a) {
     off[a] = k[a] * g.dilations[a] - g.pad_begin[a];
-    r[a] = valid_range(g.out[a], g.strides[a], off[a], g.in[a]);
+    r[a] = valid_range(near[a], g.strides[a], off[a], far[a]);
   }
-  for (int64_t od = r[0].first; od < r[0].last; ++od) {
-    int64_t id = od * g.strides[0] + off[0];
-    for (int64_t oh = r[1].first; oh < r[1].last; ++oh) {
-      int64_t ih = oh * g.strides[1] + off[1];
-      T* yr = y + (od * g.out[1] + oh) * g.out[2];
-      const T* xr = x + (id * g.in[1] + ih) * g.in[2];
-      for (int64_t ow = r[2].first; ow < r[2].last; ++ow)
-        yr[ow] += w * xr[ow * g.strides[2] + off[2]];
-    }
-  }
-}
-
-// The transpose of gather_tap: y[i * stride + k * dilation - pad_begin] += w * x[i]
-// for every input i whose output position is inside y.
-template <typename T>
-void scatter_tap(const T* x, T* y, T w, const ConvGeometry& g, const int64_t k[3]) {
-  int64_t off[3];
-  IndexRange r[3];
-  for (int a = 0; a < 3; ++a) {
-    off[a] = k[a] * g.dilations[a] - g.pad_begin[a];
-    r[a] = valid_range(g.in[a], g.strides[a], off[a], g.out[a]);
-  }
-  for (int64_t id = r[0].first; id < r[0].last; ++id) {
-    int64_t od = id * g.strides[0] + off[0];
-    for (int64_t ih = r[1].first; ih < r[1].last; ++ih) {
-      int64_t oh = ih * g.strides[1] + off[1];
-      const T* xr = x + (id * g.in[1] + ih) * g.in[2];
-      T* yr = y + (od * g.out[1] + oh) * g.out[2];
-      for (int64_t iw = r[2].first; iw < r[2].last; ++iw)
-        yr[iw * g.strides[2] + off[2]] += w * xr[iw];
+  for (int64_t d = r[0].first; d < r[0].last; ++d) {
+    int64_t fd = d * g.strides[0] + off[0];
+    for (int64_t h = r[1].first; h < r[1].last; ++h) {
+      int64_t fh = h * g.strides[1] + off[1];
+      int64_t near_row = (d * near[1] + h) * near[2];
+      int64_t far_row = (fd * far[1] + fh) * far[2] + off[2];
+      for (int64_t w = r[2].first; w < r[2].last; ++w) fn(near_row + w, far_row + w * g.strides[2]);
     }
   }
 }
@@ -235,47 +217,142 @@ void fill_bias(T* y, const T* bias, int64_t batch, int64_t channels, int64_t pla
       std::fill_n(y + (n * channels + m) * plane, plane, bias[m]);
 }
 
-// Loop order: one output plane at a time, accumulating every input channel
-// and tap into it, so the plane stays in cache and the innermost loop walks
-// an output row.
+// The bias gradient: dy summed over the batch and each output plane.
 template <typename T>
-void conv_forward(const T* x, const T* w, const T* bias, T* y, const ConvChannels& ch,
-                  const ConvGeometry& g) {
+void bias_grad(const T* dy, T* db, int64_t batch, int64_t channels, int64_t plane) {
+  for (int64_t m = 0; m < channels; ++m) {
+    double sum = 0;
+    for (int64_t n = 0; n < batch; ++n)
+      for (int64_t i = 0; i < plane; ++i) sum += dy[(n * channels + m) * plane + i];
+    db[m] = static_cast<T>(sum);
+  }
+}
+
+// Calls fn(x plane, y plane, weight offset) for every (input channel,
+// output channel) pair that a weight of a grouped Conv links, one output
+// plane at a time. Weights are (C_out, C_in / group, kernel...).
+template <typename Fn>
+void for_each_conv_plane_pair(const ConvChannels& ch, const ConvGeometry& g, Fn&& fn) {
   int64_t in_plane = shape_numel(g.in), out_plane = shape_numel(g.out);
   int64_t taps = shape_numel(g.kernel);
   int64_t in_channels = ch.groups * ch.in_per_group, out_channels = ch.groups * ch.out_per_group;
-  fill_bias(y, bias, ch.batch, out_channels, out_plane);
   for (int64_t n = 0; n < ch.batch; ++n)
     for (int64_t m = 0; m < out_channels; ++m) {
       int64_t group = m / ch.out_per_group;
-      T* yp = y + (n * out_channels + m) * out_plane;
-      for (int64_t c = 0; c < ch.in_per_group; ++c) {
-        const T* xp = x + (n * in_channels + group * ch.in_per_group + c) * in_plane;
-        const T* wp = w + (m * ch.in_per_group + c) * taps;
-        for_each_tap(g, [&](int64_t t, const int64_t k[3]) { gather_tap(xp, yp, wp[t], g, k); });
-      }
+      for (int64_t c = 0; c < ch.in_per_group; ++c)
+        fn((n * in_channels + group * ch.in_per_group + c) * in_plane,
+           (n * out_channels + m) * out_plane, (m * ch.in_per_group + c) * taps);
     }
 }
 
-// Weights are (C_in, C_out / group, kernel...): each input channel scatters
-// into the output channels of its group.
-template <typename T>
-void conv_transpose_forward(const T* x, const T* w, const T* bias, T* y, const ConvChannels& ch,
-                            const ConvGeometry& g) {
+// The same for ConvTranspose, whose weights are (C_in, C_out / group,
+// kernel...): each input channel scatters into the output channels of its
+// group.
+template <typename Fn>
+void for_each_transpose_plane_pair(const ConvChannels& ch, const ConvGeometry& g, Fn&& fn) {
   int64_t in_plane = shape_numel(g.in), out_plane = shape_numel(g.out);
   int64_t taps = shape_numel(g.kernel);
   int64_t in_channels = ch.groups * ch.in_per_group, out_channels = ch.groups * ch.out_per_group;
-  fill_bias(y, bias, ch.batch, out_channels, out_plane);
   for (int64_t n = 0; n < ch.batch; ++n)
     for (int64_t c = 0; c < in_channels; ++c) {
       int64_t group = c / ch.in_per_group;
-      const T* xp = x + (n * in_channels + c) * in_plane;
-      for (int64_t m = 0; m < ch.out_per_group; ++m) {
-        T* yp = y + (n * out_channels + group * ch.out_per_group + m) * out_plane;
-        const T* wp = w + (c * ch.out_per_group + m) * taps;
-        for_each_tap(g, [&](int64_t t, const int64_t k[3]) { scatter_tap(xp, yp, wp[t], g, k); });
-      }
+      for (int64_t m = 0; m < ch.out_per_group; ++m)
+        fn((n * in_channels + c) * in_plane,
+           (n * out_channels + group * ch.out_per_group + m) * out_plane,
+           (c * ch.out_per_group + m) * taps);
     }
+}
+
+// y[near] += w * x[far]: one output plane at a time, accumulating every input
+// channel and tap into it, so the plane stays in cache.
+template <typename T>
+void conv_forward(const T* x, const T* w, const T* bias, T* y, const ConvChannels& ch,
+                  const ConvGeometry& g) {
+  fill_bias(y, bias, ch.batch, ch.groups * ch.out_per_group, shape_numel(g.out));
+  for_each_conv_plane_pair(ch, g, [&](int64_t xo, int64_t yo, int64_t wo) {
+    for_each_tap(g, [&](int64_t t, const int64_t k[3]) {
+      T wt = w[wo + t];
+      for_each_tap_pair(g.out, g.in, g, k,
+                        [&](int64_t o, int64_t i) { y[yo + o] += wt * x[xo + i]; });
+    });
+  });
+}
+
+// The transpose of every forward multiply-add y[o] += w * x[i]:
+// dx[i] += w * dy[o] and dw += dy[o] * x[i]. dx or dw may be null (not wanted).
+template <typename T>
+void conv_backward(const T* x, const T* w, const T* dy, T* dx, T* dw, const ConvChannels& ch,
+                   const ConvGeometry& g) {
+  for_each_conv_plane_pair(ch, g, [&](int64_t xo, int64_t yo, int64_t wo) {
+    for_each_tap(g, [&](int64_t t, const int64_t k[3]) {
+      T wt = w[wo + t];
+      double dwt = 0;
+      for_each_tap_pair(g.out, g.in, g, k, [&](int64_t o, int64_t i) {
+        if (dx) dx[xo + i] += wt * dy[yo + o];
+        dwt += static_cast<double>(dy[yo + o]) * x[xo + i];
+      });
+      if (dw) dw[wo + t] += static_cast<T>(dwt);
+    });
+  });
+}
+
+// y[far] += w * x[near].
+template <typename T>
+void conv_transpose_forward(const T* x, const T* w, const T* bias, T* y, const ConvChannels& ch,
+                            const ConvGeometry& g) {
+  fill_bias(y, bias, ch.batch, ch.groups * ch.out_per_group, shape_numel(g.out));
+  for_each_transpose_plane_pair(ch, g, [&](int64_t xo, int64_t yo, int64_t wo) {
+    for_each_tap(g, [&](int64_t t, const int64_t k[3]) {
+      T wt = w[wo + t];
+      for_each_tap_pair(g.in, g.out, g, k,
+                        [&](int64_t i, int64_t o) { y[yo + o] += wt * x[xo + i]; });
+    });
+  });
+}
+
+// The transpose of y[o] += w * x[i] again: dx[i] += w * dy[o], dw += dy[o] * x[i].
+template <typename T>
+void conv_transpose_backward(const T* x, const T* w, const T* dy, T* dx, T* dw,
+                             const ConvChannels& ch, const ConvGeometry& g) {
+  for_each_transpose_plane_pair(ch, g, [&](int64_t xo, int64_t yo, int64_t wo) {
+    for_each_tap(g, [&](int64_t t, const int64_t k[3]) {
+      T wt = w[wo + t];
+      double dwt = 0;
+      for_each_tap_pair(g.in, g.out, g, k, [&](int64_t i, int64_t o) {
+        if (dx) dx[xo + i] += wt * dy[yo + o];
+        dwt += static_cast<double>(dy[yo + o]) * x[xo + i];
+      });
+      if (dw) dw[wo + t] += static_cast<T>(dwt);
+    });
+  });
+}
+
+// Channels and geometry of a Conv node from its input and weight, for the
+// kernels (shape inference has already checked them).
+ConvChannels conv_channels(const Node& node, const Tensor& x, const Tensor& w) {
+  ConvChannels ch;
+  ch.batch = x.dim(0);
+  ch.groups = node.attr_int("group", 1);
+  ch.in_per_group = w.dim(1);
+  ch.out_per_group = w.dim(0) / ch.groups;
+  return ch;
+}
+
+ConvGeometry conv_geometry(const Node& node, const Tensor& x, const Tensor& w) {
+  return window_geometry(node, spatial_dims(x.shape()), spatial_dims(w.shape()), false).as_3d();
+}
+
+ConvChannels conv_transpose_channels(const Node& node, const Tensor& x, const Tensor& w) {
+  ConvChannels ch;
+  ch.batch = x.dim(0);
+  ch.groups = node.attr_int("group", 1);
+  ch.in_per_group = x.dim(1) / ch.groups;
+  ch.out_per_group = w.dim(1);
+  return ch;
+}
+
+ConvGeometry conv_transpose_geometry(const Node& node, const Tensor& x, const Tensor& w) {
+  return transposed_geometry(node, spatial_dims(x.shape()), spatial_dims(w.shape())).as_3d();
 }
 
 const std::vector<std::string> kConvAttributes = {"auto_pad",     "dilations", "group",
@@ -341,17 +418,29 @@ OpDef conv_op() {
   d.compute = [](KernelContext& c) {
     const Tensor& x = c.in(0);
     const Tensor& w = c.in(1);
-    ConvChannels ch;
-    ch.batch = x.dim(0);
-    ch.groups = c.node.attr_int("group", 1);
-    ch.in_per_group = w.dim(1);
-    ch.out_per_group = w.dim(0) / ch.groups;
-    ConvGeometry g =
-        window_geometry(c.node, spatial_dims(x.shape()), spatial_dims(w.shape()), false).as_3d();
+    ConvChannels ch = conv_channels(c.node, x, w);
+    ConvGeometry g = conv_geometry(c.node, x, w);
     visit_float(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
       const T* bias = c.has_input(2) ? c.in(2).data<T>() : nullptr;
       conv_forward(x.data<T>(), w.data<T>(), bias, c.out(0).data<T>(), ch, g);
+    });
+  };
+  d.differentiable_inputs = {0, 1, 2};
+  d.backward = [](BackwardContext& c) {
+    if (!c.has_grad_output(0)) return;
+    const Tensor& x = c.in(0);
+    const Tensor& w = c.in(1);
+    ConvChannels ch = conv_channels(c.node, x, w);
+    ConvGeometry g = conv_geometry(c.node, x, w);
+    visit_float(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T* dy = c.grad_out(0).data<T>();
+      T* dx = c.wants_grad(0) ? c.grad_in(0).data<T>() : nullptr;
+      T* dw = c.wants_grad(1) ? c.grad_in(1).data<T>() : nullptr;
+      if (dx || dw) conv_backward(x.data<T>(), w.data<T>(), dy, dx, dw, ch, g);
+      if (c.wants_grad(2))
+        bias_grad(dy, c.grad_in(2).data<T>(), ch.batch, w.dim(0), shape_numel(g.out));
     });
   };
   return d;
@@ -383,17 +472,30 @@ OpDef conv_transpose_op() {
   d.compute = [](KernelContext& c) {
     const Tensor& x = c.in(0);
     const Tensor& w = c.in(1);
-    ConvChannels ch;
-    ch.batch = x.dim(0);
-    ch.groups = c.node.attr_int("group", 1);
-    ch.in_per_group = x.dim(1) / ch.groups;
-    ch.out_per_group = w.dim(1);
-    ConvGeometry g =
-        transposed_geometry(c.node, spatial_dims(x.shape()), spatial_dims(w.shape())).as_3d();
+    ConvChannels ch = conv_transpose_channels(c.node, x, w);
+    ConvGeometry g = conv_transpose_geometry(c.node, x, w);
     visit_float(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
       const T* bias = c.has_input(2) ? c.in(2).data<T>() : nullptr;
       conv_transpose_forward(x.data<T>(), w.data<T>(), bias, c.out(0).data<T>(), ch, g);
+    });
+  };
+  d.differentiable_inputs = {0, 1, 2};
+  d.backward = [](BackwardContext& c) {
+    if (!c.has_grad_output(0)) return;
+    const Tensor& x = c.in(0);
+    const Tensor& w = c.in(1);
+    ConvChannels ch = conv_transpose_channels(c.node, x, w);
+    ConvGeometry g = conv_transpose_geometry(c.node, x, w);
+    visit_float(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T* dy = c.grad_out(0).data<T>();
+      T* dx = c.wants_grad(0) ? c.grad_in(0).data<T>() : nullptr;
+      T* dw = c.wants_grad(1) ? c.grad_in(1).data<T>() : nullptr;
+      if (dx || dw) conv_transpose_backward(x.data<T>(), w.data<T>(), dy, dx, dw, ch, g);
+      if (c.wants_grad(2))
+        bias_grad(dy, c.grad_in(2).data<T>(), ch.batch, ch.groups * ch.out_per_group,
+                  shape_numel(g.out));
     });
   };
   return d;
