@@ -13,6 +13,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
+command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -24,3 +25,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 echo "setup: all build and test packages present"
+
+# From the npm registry: ONNX Runtime (the independent runtime the tests
+# compare exported models with; its install script would download, so skip
+# it: the package ships the CPU library) and the nsfwjs MobileNetV2, the
+# ImageNet-initialised backbone of the demo.
+cd "$(dirname "$0")/.."
+if [ ! -d tools/ort/node_modules/onnxruntime-node ]; then
+  mkdir -p tools/ort
+  (cd tools/ort && ONNXRUNTIME_NODE_INSTALL=skip npm install --silent --no-audit --no-fund onnxruntime-node@1.30.0)
+fi
+scripts/fetch_nsfwjs.sh

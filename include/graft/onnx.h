@@ -18,6 +18,18 @@ Graph load_onnx(const std::string& path);
 // `label` names the source in errors.
 Graph parse_onnx(const std::string& bytes, const std::string& base_dir, const std::string& label);
 
+struct OnnxExportOptions {
+  bool fold_batch_norm = true;  // fold inference BatchNorms into the Conv before them
+};
+
+// Writes `graph` as an ONNX model (IR version 8, the graph's opset), with
+// every output's dtype and shape declared and the graph's metadata as
+// metadata_props. The file is written atomically.
+void save_onnx(const Graph& graph, const std::string& path, const OnnxExportOptions& options = {});
+
+// The same as serialized bytes.
+std::string serialize_onnx(const Graph& graph, const OnnxExportOptions& options = {});
+
 // Reads a file holding one serialized onnx.TensorProto (the backend tests'
 // input_0.pb). `name_out`, when given, receives the tensor's name.
 Tensor load_onnx_tensor(const std::string& path, std::string* name_out = nullptr);
