@@ -22,8 +22,10 @@ void infer_global(InferContext& c) {
   c.set_output(0, c.dtype(0), out);
 }
 
-template <typename Reduce>
-OpDef global_pool_op(const char* type, Reduce reduce) {
+// `reduce(x, n)` pools a plane of n values; `spread(x, n, dy, dx)` adds the
+// gradient dy of that pooled value to the plane's gradient dx.
+template <typename Reduce, typename Spread>
+OpDef global_pool_op(const char* type, Reduce reduce, Spread spread) {
   OpDef d;
   d.type = type;
   d.infer = [](InferContext& c) {
@@ -41,6 +43,20 @@ OpDef global_pool_op(const char* type, Reduce reduce) {
       for (int64_t p = 0; p < planes; ++p) py[p] = reduce(px + p * plane, plane);
     });
   };
+  d.differentiable_inputs = {0};
+  d.backward = [spread](BackwardContext& c) {
+    if (!c.has_grad_output(0) || !c.wants_grad(0)) return;
+    const Tensor& x = c.in(0);
+    int64_t planes = x.dim(0) * x.dim(1);
+    int64_t plane = planes == 0 ? 0 : x.numel() / planes;
+    visit_float(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T* px = x.data<T>();
+      const T* dy = c.grad_out(0).data<T>();
+      T* dx = c.grad_in(0).data<T>();
+      for (int64_t p = 0; p < planes; ++p) spread(px + p * plane, plane, dy[p], dx + p * plane);
+    });
+  };
   return d;
 }
 
@@ -51,11 +67,32 @@ T plane_mean(const T* x, int64_t n) {
   return static_cast<T>(n == 0 ? 0.0 : sum / static_cast<double>(n));
 }
 
+// Every element of the plane gets an equal share.
+template <typename T>
+void spread_mean(const T*, int64_t n, T dy, T* dx) {
+  for (int64_t i = 0; i < n; ++i) dx[i] += static_cast<T>(dy / static_cast<double>(n));
+}
+
+// The position of the plane's first maximum (-1 when empty): the forward
+// value, and where its gradient goes (ties to the first, as PyTorch does).
+template <typename T>
+int64_t plane_argmax(const T* x, int64_t n) {
+  int64_t best = n == 0 ? -1 : 0;
+  for (int64_t i = 1; i < n; ++i)
+    if (x[i] > x[best]) best = i;
+  return best;
+}
+
 template <typename T>
 T plane_max(const T* x, int64_t n) {
-  T best = std::numeric_limits<T>::lowest();
-  for (int64_t i = 0; i < n; ++i) best = std::max(best, x[i]);
-  return best;
+  int64_t at = plane_argmax(x, n);
+  return at < 0 ? std::numeric_limits<T>::lowest() : x[at];
+}
+
+template <typename T>
+void spread_max(const T* x, int64_t n, T dy, T* dx) {
+  int64_t at = plane_argmax(x, n);
+  if (at >= 0) dx[at] += dy;
 }
 
 // --- windowed pooling -----------------------------------------------------------
@@ -130,6 +167,23 @@ void infer_pool(InferContext& c) {
   if (c.wants_output(1)) c.set_output(1, DType::kI64, out);
 }
 
+// Calls fn(flat position in the input plane) for every input element of a window.
+template <typename Fn>
+void for_each_inside(const ConvGeometry& g, const AxisWindow& wd, const AxisWindow& wh,
+                     const AxisWindow& ww, Fn&& fn) {
+  for (int64_t id : wd.inside)
+    for (int64_t ih : wh.inside)
+      for (int64_t iw : ww.inside) fn((id * g.in[1] + ih) * g.in[2] + iw);
+}
+
+// AveragePool's divisor: the window's taps inside the padded input
+// (count_include_pad=1) or inside the input itself.
+int64_t window_count(const AxisWindow& wd, const AxisWindow& wh, const AxisWindow& ww,
+                     bool include_pad) {
+  if (include_pad) return wd.padded_count * wh.padded_count * ww.padded_count;
+  return static_cast<int64_t>(wd.inside.size() * wh.inside.size() * ww.inside.size());
+}
+
 template <typename T>
 void average_pool(const T* x, T* y, const ConvGeometry& g, int64_t planes, bool include_pad) {
   int64_t in_plane = shape_numel(g.in), out_plane = shape_numel(g.out);
@@ -138,15 +192,39 @@ void average_pool(const T* x, T* y, const ConvGeometry& g, int64_t planes, bool 
       [&](int64_t p, int64_t o, const AxisWindow& wd, const AxisWindow& wh, const AxisWindow& ww) {
         const T* xp = x + p * in_plane;
         double sum = 0;
-        for (int64_t id : wd.inside)
-          for (int64_t ih : wh.inside)
-            for (int64_t iw : ww.inside) sum += xp[(id * g.in[1] + ih) * g.in[2] + iw];
-        int64_t count =
-            include_pad
-                ? wd.padded_count * wh.padded_count * ww.padded_count
-                : static_cast<int64_t>(wd.inside.size() * wh.inside.size() * ww.inside.size());
+        for_each_inside(g, wd, wh, ww, [&](int64_t at) { sum += xp[at]; });
+        int64_t count = window_count(wd, wh, ww, include_pad);
         y[p * out_plane + o] = static_cast<T>(count == 0 ? 0.0 : sum / static_cast<double>(count));
       });
+}
+
+// Each window element receives dy / count of every window it is in.
+template <typename T>
+void average_pool_backward(const T* dy, T* dx, const ConvGeometry& g, int64_t planes,
+                           bool include_pad) {
+  int64_t in_plane = shape_numel(g.in), out_plane = shape_numel(g.out);
+  for_each_window(
+      g, planes,
+      [&](int64_t p, int64_t o, const AxisWindow& wd, const AxisWindow& wh, const AxisWindow& ww) {
+        int64_t count = window_count(wd, wh, ww, include_pad);
+        if (count == 0) return;
+        T share = static_cast<T>(dy[p * out_plane + o] / static_cast<double>(count));
+        for_each_inside(g, wd, wh, ww, [&](int64_t at) { dx[p * in_plane + at] += share; });
+      });
+}
+
+// The flat position in the plane of a window's first maximum in window
+// order (-1 for a window wholly in the padding). The forward's value and
+// index, and where the backward sends the gradient: ties go to the first,
+// as in PyTorch.
+template <typename T>
+int64_t window_argmax(const T* xp, const ConvGeometry& g, const AxisWindow& wd,
+                      const AxisWindow& wh, const AxisWindow& ww) {
+  int64_t best = -1;
+  for_each_inside(g, wd, wh, ww, [&](int64_t at) {
+    if (best < 0 || xp[at] > xp[best]) best = at;
+  });
+  return best;
 }
 
 // `indices` (optional) receives each maximum's flat position in x, the
@@ -159,20 +237,27 @@ void max_pool(const T* x, T* y, int64_t* indices, const ConvGeometry& g, int64_t
       g, planes,
       [&](int64_t p, int64_t o, const AxisWindow& wd, const AxisWindow& wh, const AxisWindow& ww) {
         const T* xp = x + p * in_plane;
-        T best = std::numeric_limits<T>::lowest();
-        int64_t best_at = 0;
-        bool found = false;
-        for (int64_t id : wd.inside)
-          for (int64_t ih : wh.inside)
-            for (int64_t iw : ww.inside) {
-              int64_t at = (id * g.in[1] + ih) * g.in[2] + iw;
-              if (found && !(xp[at] > best)) continue;  // the first maximum wins
-              found = true;
-              best = xp[at];
-              best_at = column_major ? id + ih * g.in[0] + iw * g.in[0] * g.in[1] : at;
-            }
-        y[p * out_plane + o] = best;
-        if (indices) indices[p * out_plane + o] = p * in_plane + best_at;
+        int64_t at = window_argmax(xp, g, wd, wh, ww);
+        y[p * out_plane + o] = at < 0 ? std::numeric_limits<T>::lowest() : xp[at];
+        if (!indices) return;
+        if (at < 0) at = 0;
+        if (column_major) {
+          int64_t id = at / (g.in[1] * g.in[2]), ih = at / g.in[2] % g.in[1], iw = at % g.in[2];
+          at = id + ih * g.in[0] + iw * g.in[0] * g.in[1];
+        }
+        indices[p * out_plane + o] = p * in_plane + at;
+      });
+}
+
+// The gradient of each output goes to its window's maximum.
+template <typename T>
+void max_pool_backward(const T* x, const T* dy, T* dx, const ConvGeometry& g, int64_t planes) {
+  int64_t in_plane = shape_numel(g.in), out_plane = shape_numel(g.out);
+  for_each_window(
+      g, planes,
+      [&](int64_t p, int64_t o, const AxisWindow& wd, const AxisWindow& wh, const AxisWindow& ww) {
+        int64_t at = window_argmax(x + p * in_plane, g, wd, wh, ww);
+        if (at >= 0) dx[p * in_plane + at] += dy[p * out_plane + o];
       });
 }
 
@@ -193,6 +278,18 @@ OpDef average_pool_op() {
     visit_float(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
       average_pool(x.data<T>(), c.out(0).data<T>(), g, x.dim(0) * x.dim(1), include_pad);
+    });
+  };
+  d.differentiable_inputs = {0};
+  d.backward = [](BackwardContext& c) {
+    if (!c.has_grad_output(0) || !c.wants_grad(0)) return;
+    const Tensor& x = c.in(0);
+    ConvGeometry g = pool_geometry(c.node, x.shape()).as_3d();
+    bool include_pad = c.node.attr_int("count_include_pad", 0) != 0;
+    visit_float(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      average_pool_backward(c.grad_out(0).data<T>(), c.grad_in(0).data<T>(), g, x.dim(0) * x.dim(1),
+                            include_pad);
     });
   };
   return d;
@@ -219,14 +316,29 @@ OpDef max_pool_op() {
       max_pool(x.data<T>(), c.out(0).data<T>(), indices, g, x.dim(0) * x.dim(1), column_major);
     });
   };
+  d.differentiable_inputs = {0};
+  d.backward = [](BackwardContext& c) {
+    if (!c.has_grad_output(0) || !c.wants_grad(0)) return;  // Indices carry no gradient
+    const Tensor& x = c.in(0);
+    ConvGeometry g = pool_geometry(c.node, x.shape()).as_3d();
+    visit_float(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      max_pool_backward(x.data<T>(), c.grad_out(0).data<T>(), c.grad_in(0).data<T>(), g,
+                        x.dim(0) * x.dim(1));
+    });
+  };
   return d;
 }
 
 }  // namespace
 
 void register_pool_ops(OpRegistry& r) {
-  r.add(global_pool_op("GlobalAveragePool", [](auto* x, int64_t n) { return plane_mean(x, n); }));
-  r.add(global_pool_op("GlobalMaxPool", [](auto* x, int64_t n) { return plane_max(x, n); }));
+  r.add(global_pool_op(
+      "GlobalAveragePool", [](auto* x, int64_t n) { return plane_mean(x, n); },
+      [](auto* x, int64_t n, auto dy, auto* dx) { spread_mean(x, n, dy, dx); }));
+  r.add(global_pool_op(
+      "GlobalMaxPool", [](auto* x, int64_t n) { return plane_max(x, n); },
+      [](auto* x, int64_t n, auto dy, auto* dx) { spread_max(x, n, dy, dx); }));
   r.add(average_pool_op());
   r.add(max_pool_op());
 }
