@@ -66,11 +66,18 @@ class Session {
 
   void set_training(bool on) { training_ = on; }
   bool training() const { return training_; }
-  // Fixes the random stream of Dropout: step k of a run with seed s draws
-  // the same masks whatever else happens.
-  void set_seed(uint64_t seed) { seed_ = seed; }
+  // Fixes the random stream of Dropout: the k-th training-mode run after
+  // this call draws from (seed, step + k), whatever else happens, so a
+  // resumed run can continue the stream where it stopped.
+  void set_seed(uint64_t seed, uint64_t step = 0) {
+    seed_ = seed;
+    step_ = step;
+  }
 
   Parameters& parameters() { return parameters_; }
+  // Initializers training changes: the parameters and the running
+  // statistics of training BatchNorms (what a checkpoint must hold).
+  const std::set<std::string>& variables() const { return variables_; }
   void zero_grad();
   // Back-propagates d loss / d output (one tensor per graph output that the
   // loss depends on) through the last training-mode run() and adds the
