@@ -1,11 +1,13 @@
 // JPEG decoding with libjpeg-turbo. libjpeg reports errors through a
 // callback that must not return: it longjmps back to the setjmp in the
 // entry point, which turns the message into a graft::Error.
-#include <jerror.h>
+// clang-format off
+#include <cstdio>  // jpeglib.h needs FILE and size_t first
 #include <jpeglib.h>
+#include <jerror.h>
+// clang-format on
 
 #include <csetjmp>
-#include <cstdio>  // jpeglib.h needs FILE and size_t first
 #include <cstring>
 #include <memory>
 
