@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ struct FitOptions {
   int early_stop = 0;           // stop after this many epochs without a better accuracy (0: never)
   std::string checkpoint;       // written after every epoch ("": none)
   bool resume = false;          // continue from `checkpoint` if it exists
+  // Stored unchanged in every checkpoint (e.g. the whole model, so that
+  // `graft export` can rebuild it from the checkpoint alone).
+  std::map<std::string, Tensor> checkpoint_extras;
 };
 
 struct EpochRecord {

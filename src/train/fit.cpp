@@ -248,6 +248,7 @@ FitResult fit(Session& model, const Tensor& train_x, const std::vector<int64_t>&
       for (const std::string& name : model.variables()) c.tensors["value/" + name] = g.initializers.at(name);
       for (const auto& [k, t] : optimizer->state()) c.tensors["optim/" + k] = t;
       for (const auto& [k, t] : best_values) c.tensors["best/" + k] = t;
+      for (const auto& [k, t] : o.checkpoint_extras) c.tensors[k] = t;
       save_checkpoint(o.checkpoint, c);
     }
     if (callbacks.on_epoch) callbacks.on_epoch(rec);
