@@ -12,6 +12,7 @@ packages=(
   libjpeg62-turbo-dev libpng-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  chromium  # renders report.html headless in the report test
 )
 command -v npm >/dev/null || packages+=(nodejs npm)
 
