@@ -34,9 +34,11 @@ inline ReportData sample_data() {
   d.test.top_k_accuracy = 0.9;
   d.test.k = 2;
   d.test.confusion = {{3, 1, 0}, {0, 2, 1}, {1, 0, 2}};
-  d.test.per_class = {{0.75, 0.75, 0.75, 4}, {2.0 / 3, 2.0 / 3, 2.0 / 3, 3}, {2.0 / 3, 2.0 / 3, 2.0 / 3, 3}};
+  d.test.per_class = {
+      {0.75, 0.75, 0.75, 4}, {2.0 / 3, 2.0 / 3, 2.0 / 3, 3}, {2.0 / 3, 2.0 / 3, 2.0 / 3, 3}};
   d.class_names = {"cat", "dog", "<b>&"};
-  d.misclassified = {{fixture("rgb.png"), 0, 1, 0.61}, {fixture("rgb.jpg"), 1, 2, 0.875},
+  d.misclassified = {{fixture("rgb.png"), 0, 1, 0.61},
+                     {fixture("rgb.jpg"), 1, 2, 0.875},
                      {fixture("rgba.png"), 2, 0, 0.5}};
   d.comparisons = {{"pretrained trunk", 0.82}, {"random trunk", 0.41}};
   d.cut_table = {{"block_15", 0.78}, {"block_16_project_BN", 0.84}, {"pool", 0.80}};

@@ -64,7 +64,8 @@ TEST(Report, ShowsTheValues) {
   EXPECT_NE(html.find("3 of 4"), std::string::npos);  // best epoch
   EXPECT_NE(html.find("15.8 s"), std::string::npos);  // total time: 12.5 + 3.25
   EXPECT_NE(html.find("validation accuracy, best epoch"), std::string::npos);
-  for (const char* name : {"cat", "dog", "&lt;b&gt;&amp;"}) EXPECT_NE(html.find(name), std::string::npos);
+  for (const char* name : {"cat", "dog", "&lt;b&gt;&amp;"})
+    EXPECT_NE(html.find(name), std::string::npos);
   EXPECT_EQ(html.find("<b>&"), std::string::npos);
   // Confusion counts and row totals, per-class numbers.
   EXPECT_NE(html.find(R"(title="75.0% of cat">3</td>)"), std::string::npos);

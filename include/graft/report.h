@@ -23,9 +23,9 @@
 namespace graft {
 
 struct ReportImage {
-  std::string path;        // the image file; its thumbnail is made from it
+  std::string path;                  // the image file; its thumbnail is made from it
   int64_t truth = 0, predicted = 0;  // class indices
-  double confidence = 0;   // the predicted class's probability, 0..1
+  double confidence = 0;             // the predicted class's probability, 0..1
 };
 
 struct ReportData {
@@ -35,9 +35,9 @@ struct ReportData {
   // one, else the sum of all entries.
   std::vector<std::pair<std::string, double>> timings;
   std::vector<EpochRecord> history;
-  int64_t best_epoch = 0;        // 1-based; 0: none
-  std::string eval_name = "test";  // what eval_accuracy measured ("validation" or "test")
-  Evaluation test;               // samples == 0: no test evaluation
+  int64_t best_epoch = 0;                // 1-based; 0: none
+  std::string eval_name = "test";        // what eval_accuracy measured ("validation" or "test")
+  Evaluation test;                       // samples == 0: no test evaluation
   std::vector<std::string> class_names;  // missing names show as "class N"
   std::vector<ReportImage> misclassified;
   Preprocess thumbnail_preprocess;  // its background and pixel limit decode the thumbnails

@@ -115,8 +115,9 @@ const EpochRecord* best_record(const ReportData& d) {
 }
 
 void card(Out o, const std::string& value, const std::string& label) {
-  fmt::format_to(o, R"(<div class="card"><div class="value">{}</div><div class="label">{}</div></div>)",
-                 escape_html(value), escape_html(label));
+  fmt::format_to(
+      o, R"(<div class="card"><div class="value">{}</div><div class="label">{}</div></div>)",
+      escape_html(value), escape_html(label));
 }
 
 // A horizontal bar for a fraction in 0..1.
@@ -170,7 +171,8 @@ void curves(Out o, const ReportData& d) {
     loss.marker_x = accuracy.marker_x = static_cast<double>(d.best_epoch);
     loss.marker_label = accuracy.marker_label = fmt::format("best: epoch {}", d.best_epoch);
   }
-  fmt::format_to(o, R"(<section id="curves"><h2>Training curves</h2><div class="charts">{}{}</div>)",
+  fmt::format_to(o,
+                 R"(<section id="curves"><h2>Training curves</h2><div class="charts">{}{}</div>)",
                  report::render_line_chart(loss), report::render_line_chart(accuracy));
   if (d.history.empty()) fmt::format_to(o, R"(<p class="muted">No epochs were recorded.</p>)");
   fmt::format_to(o, "</section>");
@@ -185,7 +187,8 @@ void confusion(Out o, const ReportData& d) {
   o = fmt::format_to(o, R"(<section id="confusion"><h2>Confusion matrix</h2>)"
                         R"(<p class="muted">Rows: true class. Columns: predicted class. )"
                         R"(Shade: share of the row.</p><div class="scroll">)");
-  o = fmt::format_to(o, R"(<table class="confusion{}"><tr><th class="corner">true \ predicted</th>)",
+  o = fmt::format_to(o,
+                     R"(<table class="confusion{}"><tr><th class="corner">true \ predicted</th>)",
                      n > 8 ? " many" : "");
   for (size_t j = 0; j < n; ++j)
     o = fmt::format_to(o, R"(<th class="col">{}</th>)", escape_html(class_name(d, j)));
@@ -197,10 +200,10 @@ void confusion(Out o, const ReportData& d) {
     for (size_t j = 0; j < m[i].size(); ++j) {
       double share = row_total ? static_cast<double>(m[i][j]) / row_total : 0;
       const char* rgb = i == j ? "26,127,75" : "201,60,75";
-      std::string style =
-          m[i][j] == 0 ? "color:#b0b8c1"
-                       : fmt::format("background:rgba({},{:.3f});color:{}", rgb,
-                                     0.12 + 0.88 * share, share > 0.5 ? "#fff" : "inherit");
+      std::string style = m[i][j] == 0
+                              ? "color:#b0b8c1"
+                              : fmt::format("background:rgba({},{:.3f});color:{}", rgb,
+                                            0.12 + 0.88 * share, share > 0.5 ? "#fff" : "inherit");
       o = fmt::format_to(o, R"(<td style="{}" title="{:.1f}% of {}">{}</td>)", style, share * 100,
                          escape_html(class_name(d, i)), m[i][j]);
     }
@@ -210,10 +213,11 @@ void confusion(Out o, const ReportData& d) {
 }
 
 void per_class(Out o, const ReportData& d) {
-  o = fmt::format_to(o, R"(<section id="per-class"><h2>Per-class metrics</h2><div class="scroll">)"
-                        R"(<table class="per-class"><tr><th>class</th><th class="num">precision</th>)"
-                        R"(<th class="num">recall</th><th class="num">F1</th>)"
-                        R"(<th class="num">support</th><th></th></tr>)");
+  o = fmt::format_to(o,
+                     R"(<section id="per-class"><h2>Per-class metrics</h2><div class="scroll">)"
+                     R"(<table class="per-class"><tr><th>class</th><th class="num">precision</th>)"
+                     R"(<th class="num">recall</th><th class="num">F1</th>)"
+                     R"(<th class="num">support</th><th></th></tr>)");
   double p = 0, r = 0, f = 0;
   int64_t support = 0;
   const auto& pc = d.test.per_class;
@@ -252,8 +256,8 @@ void accuracy_table(Out o, const std::string& id, const std::string& heading,
     bool is_best = mark_best && i == best;
     o = fmt::format_to(o, R"(<tr{}><td>{}{}</td><td class="num">{}</td><td>{}</td></tr>)",
                        is_best ? R"( class="best")" : "", escape_html(rows[i].first),
-                       is_best ? R"(<span class="tag">best</span>)" : "",
-                       percent(rows[i].second), bar(rows[i].second));
+                       is_best ? R"(<span class="tag">best</span>)" : "", percent(rows[i].second),
+                       bar(rows[i].second));
   }
   fmt::format_to(o, "</table></section>");
 }
@@ -332,7 +336,8 @@ void misclassified(Out o, const ReportData& d) {
     std::string alt = escape_html(im.path);
     o = fmt::format_to(o, R"(<figure class="thumb"><div class="pic">)");
     if (!t.png.empty())
-      o = fmt::format_to(o, R"(<img src="data:image/png;base64,{}" width="{}" height="{}" alt="{}">)",
+      o = fmt::format_to(o,
+                         R"(<img src="data:image/png;base64,{}" width="{}" height="{}" alt="{}">)",
                          base64_encode(t.png), t.width, t.height, alt);
     else
       o = fmt::format_to(o, R"(<div class="error">cannot show: {}</div>)", escape_html(t.error));
@@ -340,8 +345,8 @@ void misclassified(Out o, const ReportData& d) {
                        R"(</div><figcaption><div class="true">true: {}</div>)"
                        R"(<div class="pred">predicted: {} ({})</div>)"
                        R"(<div class="path" title="{}">{}</div></figcaption></figure>)",
-                       escape_html(class_name(d, im.truth)), escape_html(class_name(d, im.predicted)),
-                       percent(im.confidence), alt, alt);
+                       escape_html(class_name(d, im.truth)),
+                       escape_html(class_name(d, im.predicted)), percent(im.confidence), alt, alt);
   }
   o = fmt::format_to(o, "</div>");
   if (shown < d.misclassified.size()) {
@@ -352,9 +357,10 @@ void misclassified(Out o, const ReportData& d) {
                        d.misclassified.size() - shown);
     for (size_t i = shown; i < d.misclassified.size(); ++i) {
       const ReportImage& im = d.misclassified[i];
-      o = fmt::format_to(o, R"(<tr><td class="path">{}</td><td>{}</td><td>{}</td><td class="num">{}</td></tr>)",
-                         escape_html(im.path), escape_html(class_name(d, im.truth)),
-                         escape_html(class_name(d, im.predicted)), percent(im.confidence));
+      o = fmt::format_to(
+          o, R"(<tr><td class="path">{}</td><td>{}</td><td>{}</td><td class="num">{}</td></tr>)",
+          escape_html(im.path), escape_html(class_name(d, im.truth)),
+          escape_html(class_name(d, im.predicted)), percent(im.confidence));
     }
     o = fmt::format_to(o, "</table>");
   }
@@ -368,12 +374,23 @@ std::string escape_html(std::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;

@@ -32,8 +32,8 @@ int decimals_for(double step) {
 }
 
 struct Axis {
-  double lo, hi;          // data range
-  double px_lo, px_hi;    // pixel range (px_hi may be above or below px_lo)
+  double lo, hi;        // data range
+  double px_lo, px_hi;  // pixel range (px_hi may be above or below px_lo)
   double at(double v) const { return px_lo + (v - lo) / (hi - lo) * (px_hi - px_lo); }
 };
 
@@ -68,8 +68,8 @@ void draw_axes(std::string& out, const LineChart& c, const Axis& x, const Axis& 
   double x_step = std::max(1.0, nice_step(x.hi - x.lo, 8));
   for (double v = std::ceil(x.lo / x_step) * x_step; v <= x.hi + 1e-9; v += x_step) {
     double px = x.at(v);
-    fmt::format_to(o, R"(<line class="tick" x1="{:.1f}" y1="{:.1f}" x2="{:.1f}" y2="{:.1f}"/>)",
-                   px, kHeight - kBottom, px, kHeight - kBottom + 5);
+    fmt::format_to(o, R"(<line class="tick" x1="{:.1f}" y1="{:.1f}" x2="{:.1f}" y2="{:.1f}"/>)", px,
+                   kHeight - kBottom, px, kHeight - kBottom + 5);
     fmt::format_to(o, R"(<text x="{:.1f}" y="{:.1f}" text-anchor="middle">{}</text>)", px,
                    kHeight - kBottom + 18, format_tick(v, x_step, false));
   }
@@ -95,10 +95,9 @@ void draw_legend(std::string& out, const LineChart& c) {
   double x = kWidth - kRight;
   for (auto it = c.series.rbegin(); it != c.series.rend(); ++it) {
     x -= 7.0 * it->label.size() + 34;
-    fmt::format_to(o,
-                   R"(<line x1="{:.1f}" y1="34" x2="{:.1f}" y2="34" stroke="{}" stroke-width="2.5"{}/>)",
-                   x, x + 20, escape_html(it->color),
-                   it->dashed ? R"( stroke-dasharray="5 3")" : "");
+    fmt::format_to(
+        o, R"(<line x1="{:.1f}" y1="34" x2="{:.1f}" y2="34" stroke="{}" stroke-width="2.5"{}/>)", x,
+        x + 20, escape_html(it->color), it->dashed ? R"( stroke-dasharray="5 3")" : "");
     fmt::format_to(o, R"(<text x="{:.1f}" y="38">{}</text>)", x + 25, escape_html(it->label));
   }
 }
@@ -132,11 +131,12 @@ void draw_series(std::string& out, const LineChart& c, const ChartSeries& s, con
   for (size_t i = 0; i < n; ++i) {
     if (!std::isfinite(s.y[i])) continue;
     double v = std::clamp(s.y[i], y.lo, y.hi);
-    std::string value = c.percent ? fmt::format("{:.1f}%", s.y[i] * 100)
-                                  : fmt::format("{:.4g}", s.y[i]);
-    fmt::format_to(o, R"(<circle cx="{:.1f}" cy="{:.1f}" r="{}" fill="{}"><title>{} {}: {}</title></circle>)",
-                   x.at(c.x[i]), y.at(v), many ? 1.5 : 3, color, escape_html(s.label),
-                   fmt::format("{:g}", c.x[i]), value);
+    std::string value =
+        c.percent ? fmt::format("{:.1f}%", s.y[i] * 100) : fmt::format("{:.4g}", s.y[i]);
+    fmt::format_to(
+        o, R"(<circle cx="{:.1f}" cy="{:.1f}" r="{}" fill="{}"><title>{} {}: {}</title></circle>)",
+        x.at(c.x[i]), y.at(v), many ? 1.5 : 3, color, escape_html(s.label),
+        fmt::format("{:g}", c.x[i]), value);
   }
 }
 
@@ -155,9 +155,8 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
 std::string render_line_chart(const LineChart& c) {
   std::string out;
   auto o = std::back_inserter(out);
-  fmt::format_to(o,
-                 R"(<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}">)",
-                 kWidth, kHeight, escape_html(c.title));
+  fmt::format_to(o, R"(<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}">)", kWidth,
+                 kHeight, escape_html(c.title));
   if (c.x.empty()) {
     fmt::format_to(o, R"(<text class="title" x="{}" y="20">{}</text>)", kLeft,
                    escape_html(c.title));
@@ -180,9 +179,9 @@ std::string render_line_chart(const LineChart& c) {
     // width is estimated since SVG cannot measure text without a script.
     double half = 3.5 * c.marker_label.size();
     double lx = std::clamp(px, kLeft + half, std::max(kLeft + half, kWidth - kRight - half));
-    fmt::format_to(o,
-                   R"(<text class="marker-label" x="{:.1f}" y="{:.1f}" text-anchor="middle">{}</text>)",
-                   lx, kTop - 8, escape_html(c.marker_label));
+    fmt::format_to(
+        o, R"(<text class="marker-label" x="{:.1f}" y="{:.1f}" text-anchor="middle">{}</text>)", lx,
+        kTop - 8, escape_html(c.marker_label));
   }
   draw_legend(out, c);
   for (const ChartSeries& s : c.series) draw_series(out, c, s, x, y);

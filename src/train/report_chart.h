@@ -22,8 +22,8 @@ struct LineChart {
   std::string y_label;
   std::vector<double> x;  // increasing
   std::vector<ChartSeries> series;
-  bool percent = false;   // y values are fractions, drawn on a fixed 0..100% axis
-  double marker_x = 0;    // > 0: a vertical marker at this x
+  bool percent = false;  // y values are fractions, drawn on a fixed 0..100% axis
+  double marker_x = 0;   // > 0: a vertical marker at this x
   std::string marker_label;
 };
 

@@ -55,8 +55,9 @@ bool run_chromium(const std::string& chromium, const fs::path& dir, const std::s
   std::string cmd = "timeout 120 " + quote(chromium) +
                     " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
                     " --disable-background-networking --disable-component-update --disable-sync"
-                    " --user-data-dir=" + quote(profile) + " " + extra + " " + quote(url) + " > " +
-                    quote(out.string()) + " 2>> " + quote((dir / "chromium.log").string());
+                    " --user-data-dir=" +
+                    quote(profile) + " " + extra + " " + quote(url) + " > " + quote(out.string()) +
+                    " 2>> " + quote((dir / "chromium.log").string());
   int status = std::system(cmd.c_str());
   fs::remove_all(profile);
   return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -68,7 +69,9 @@ size_t count(const std::string& text, const std::string& what) {
   return n;
 }
 
-bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+bool has(const std::string& text, const std::string& what) {
+  return text.find(what) != std::string::npos;
+}
 
 void check_dom(const std::string& dom) {
   check(has(dom, "<title>graft train: mobilenet_v2 on data/&lt;demo&gt;</title>"), "title");
@@ -153,8 +156,8 @@ int main(int argc, char** argv) {
   check(ran, "chromium --screenshot ran");
   if (ran) check_screenshot(dir / "screenshot.png");
 
-  if (failures) std::printf("%d checks failed; chromium's log: %s\n", failures,
-                            (dir / "chromium.log").c_str());
+  if (failures)
+    std::printf("%d checks failed; chromium's log: %s\n", failures, (dir / "chromium.log").c_str());
   if (!keep && !failures) fs::remove_all(dir);
   return failures ? 1 : 0;
 }
