@@ -154,18 +154,22 @@ TEST(Decode, ExifParserToleratesGarbage) {
 
 TEST(Decode, JpegDecodesAtTheSmallestCoveringDctScale) {
   std::string bytes = read_image_file(fixture("rgb.jpg"));
-  auto decoded = [&](int w, int h) {
+  auto decoded = [&](int w, int h, bool all = false) {
     DecodeOptions o;
     o.min_width = w;
     o.min_height = h;
+    o.all_dct_scales = all;
     Image im = decode_image(bytes, "rgb.jpg", o);
     return std::pair(im.width, im.height);
   };
   EXPECT_EQ(decoded(0, 0), std::pair(64, 48));
-  EXPECT_EQ(decoded(16, 12), std::pair(16, 12));    // 2/8
-  EXPECT_EQ(decoded(17, 1), std::pair(24, 18));     // 3/8
-  EXPECT_EQ(decoded(1, 37), std::pair(56, 42));     // 7/8
-  EXPECT_EQ(decoded(100, 100), std::pair(64, 48));  // never above full size
+  EXPECT_EQ(decoded(8, 6), std::pair(8, 6));           // 1/8
+  EXPECT_EQ(decoded(16, 12), std::pair(16, 12));       // 2/8
+  EXPECT_EQ(decoded(17, 1), std::pair(32, 24));        // 4/8: 3/8 is skipped by default
+  EXPECT_EQ(decoded(17, 1, true), std::pair(24, 18));  // 3/8
+  EXPECT_EQ(decoded(1, 37), std::pair(64, 48));        // 8/8
+  EXPECT_EQ(decoded(1, 37, true), std::pair(56, 42));  // 7/8
+  EXPECT_EQ(decoded(100, 100), std::pair(64, 48));     // never above full size
   // The minimum is in displayed pixels: orient6.jpg is stored 48x64.
   DecodeOptions o;
   o.min_width = 16;
@@ -392,7 +396,7 @@ TEST(Transform, LoadImageNormalisesAndCropsExactly) {
 }
 
 TEST(Transform, ScaledJpegDecodeMatchesFullDecode) {
-  // load_image decodes rgb.jpg at 3/8 scale for 16x16 output; a full decode
+  // load_image decodes rgb.jpg at 2/8 scale for 16x16 output; a full decode
   // resampled the same way gives nearly the same picture.
   Preprocess p;
   p.size = 16;

@@ -1,5 +1,9 @@
-#include <fstream>
-#include <iterator>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "data/codecs.h"
 #include "graft/error.h"
@@ -124,10 +128,24 @@ Image apply_orientation(const Image& in, int orientation) {
 }
 
 std::string read_image_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  GRAFT_CHECK(f.good(), kNotFound, "{}: cannot open image", path);
-  std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  GRAFT_CHECK(!f.bad(), kIO, "{}: read failed", path);
+  // open/read rather than an ifstream: several times faster for small files.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  GRAFT_CHECK(fd >= 0, kNotFound, "{}: cannot open image: {}", path, std::strerror(errno));
+  struct stat st;
+  const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  std::string bytes(regular ? size_t(st.st_size) + 1 : 65536, '\0');
+  size_t size = 0;
+  int err = regular ? 0 : EISDIR;
+  while (err == 0) {
+    if (size == bytes.size()) bytes.resize(bytes.size() * 2);
+    const ssize_t n = ::read(fd, bytes.data() + size, bytes.size() - size);
+    if (n < 0 && errno != EINTR) err = errno;
+    if (n == 0) break;
+    if (n > 0) size += size_t(n);
+  }
+  ::close(fd);
+  GRAFT_CHECK(err == 0, kNotFound, "{}: cannot read image: {}", path, std::strerror(err));
+  bytes.resize(size);
   return bytes;
 }
 

@@ -79,12 +79,13 @@ void cmyk_to_rgb(const uint8_t* cmyk, uint8_t* rgb, int width, bool inverted) {
   }
 }
 
-// The smallest k/8 (1 <= k <= 8) whose output covers min_w×min_h.
-void choose_scale(jpeg_decompress_struct& cinfo, int min_w, int min_h) {
+// The smallest k/8 whose output covers min_w×min_h (see DecodeOptions).
+void choose_scale(jpeg_decompress_struct& cinfo, int min_w, int min_h, bool all_scales) {
   cinfo.scale_denom = 8;
   cinfo.scale_num = 8;
   if (min_w <= 0 && min_h <= 0) return;
   for (int k = 1; k <= 8; ++k) {
+    if (!all_scales && (k & (k - 1)) != 0) continue;  // not a power of two
     cinfo.scale_num = k;
     jpeg_calc_output_dimensions(&cinfo);
     if (int(cinfo.output_width) >= min_w && int(cinfo.output_height) >= min_h) return;
@@ -114,6 +115,7 @@ Image decode_jpeg(std::string_view bytes, const std::string& name, const DecodeO
   auto d = std::make_unique<Decompressor>();
   auto image = std::make_unique<Image>();
   auto cmyk_row = std::make_unique<std::vector<uint8_t>>();
+  auto rows = std::make_unique<std::vector<JSAMPROW>>();
   if (setjmp(d->err.jump)) fail_decode(name, d->err.message);
   jpeg_decompress_struct& cinfo = d->cinfo;
   read_header(*d, bytes);
@@ -121,17 +123,27 @@ Image decode_jpeg(std::string_view bytes, const std::string& name, const DecodeO
   *orientation = orientation_of(cinfo);
   bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;  // libjpeg-turbo expands greyscale to RGB
-  choose_scale(cinfo, o.min_width, o.min_height);
+  choose_scale(cinfo, o.min_width, o.min_height, o.all_dct_scales);
   jpeg_start_decompress(&cinfo);
   image->width = static_cast<int>(cinfo.output_width);
   image->height = static_cast<int>(cinfo.output_height);
   image->pixels.resize(static_cast<size_t>(image->width) * image->height * 3);
   if (cmyk) cmyk_row->resize(static_cast<size_t>(image->width) * 4);
-  while (cinfo.output_scanline < cinfo.output_height) {
-    uint8_t* dst = image->pixels.data() + size_t(cinfo.output_scanline) * image->width * 3;
-    JSAMPROW row = cmyk ? cmyk_row->data() : dst;
-    jpeg_read_scanlines(&cinfo, &row, 1);
-    if (cmyk) cmyk_to_rgb(cmyk_row->data(), dst, image->width, cinfo.saw_Adobe_marker);
+  if (cmyk) {
+    while (cinfo.output_scanline < cinfo.output_height) {
+      uint8_t* dst = image->pixels.data() + size_t(cinfo.output_scanline) * image->width * 3;
+      JSAMPROW row = cmyk_row->data();
+      jpeg_read_scanlines(&cinfo, &row, 1);
+      cmyk_to_rgb(cmyk_row->data(), dst, image->width, cinfo.saw_Adobe_marker);
+    }
+  } else {
+    // All row pointers at once: libjpeg then writes several rows per call.
+    rows->resize(image->height);
+    for (int y = 0; y < image->height; ++y)
+      (*rows)[y] = image->pixels.data() + size_t(y) * image->width * 3;
+    while (cinfo.output_scanline < cinfo.output_height)
+      jpeg_read_scanlines(&cinfo, rows->data() + cinfo.output_scanline,
+                          cinfo.output_height - cinfo.output_scanline);
   }
   jpeg_finish_decompress(&cinfo);
   return std::move(*image);

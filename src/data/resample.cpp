@@ -1,8 +1,12 @@
-// Separable resampling: a horizontal pass over only the source rows the
-// output needs, then a vertical pass. Each output pixel is a weighted sum of
-// the source pixels under a triangle filter centred on it; when shrinking,
-// the triangle is widened by the scale so that it covers every source pixel
+// Separable resampling. Each output pixel is a weighted sum of the source
+// pixels under a triangle filter centred on it; when shrinking, the triangle
+// is widened by the scale so that it covers every source pixel
 // (antialiasing), as PIL's bilinear resize does.
+//
+// The vertical pass runs first, over 8-bit rows, only on the source columns
+// the output needs: its inner loop walks a contiguous row and vectorises.
+// The horizontal pass then runs on one float row at a time with a fixed
+// number of taps, so the compiler can unroll it.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -27,30 +31,82 @@ struct Taps {
 Taps make_taps(int in_size, double start, double length, int out_size) {
   const double scale = length / out_size;       // source pixels per output pixel
   const double support = std::max(scale, 1.0);  // the triangle's half-width
-  Taps t;
-  t.taps = static_cast<int>(std::ceil(support)) * 2 + 1;
-  t.first.resize(out_size);
-  t.weights.assign(size_t(out_size) * t.taps, 0.0f);
-  std::vector<double> w(t.taps);
+  std::vector<int> first(out_size), count(out_size);
+  std::vector<std::vector<double>> w(out_size);
+  int taps = 1;
   for (int i = 0; i < out_size; ++i) {
     const double centre = start + (i + 0.5) * scale;
     int lo = std::max(0, static_cast<int>(std::floor(centre - support)));
     int hi = std::min(in_size, static_cast<int>(std::ceil(centre + support)));
     double total = 0;
-    int n = 0;
-    for (int j = lo; j < hi && n < t.taps; ++j, ++n) {
-      w[n] = std::max(0.0, 1.0 - std::abs((j + 0.5 - centre) / support));
-      total += w[n];
+    for (int j = lo; j < hi; ++j) {
+      w[i].push_back(std::max(0.0, 1.0 - std::abs((j + 0.5 - centre) / support)));
+      total += w[i].back();
     }
+    // Drop zero weights at both ends: fewer taps to run.
+    while (!w[i].empty() && w[i].back() == 0) w[i].pop_back();
+    while (!w[i].empty() && w[i].front() == 0) w[i].erase(w[i].begin()), ++lo;
     if (total == 0) {  // the box lies outside the image here: take the nearest edge pixel
       lo = std::clamp(static_cast<int>(std::floor(centre)), 0, in_size - 1);
-      n = 1;
-      w[0] = total = 1;
+      w[i] = {1.0};
+      total = 1;
     }
-    t.first[i] = lo;
-    for (int k = 0; k < n; ++k) t.weights[size_t(i) * t.taps + k] = float(w[k] / total);
+    for (double& v : w[i]) v /= total;
+    first[i] = lo;
+    taps = std::max(taps, static_cast<int>(w[i].size()));
   }
+  Taps t;
+  t.taps = taps;
+  t.first = std::move(first);
+  t.weights.assign(size_t(out_size) * taps, 0.0f);
+  for (int i = 0; i < out_size; ++i)
+    for (size_t k = 0; k < w[i].size(); ++k) t.weights[size_t(i) * taps + k] = float(w[i][k]);
   return t;
+}
+
+// One output row from one vertically filtered float row (RGB interleaved,
+// starting at source column x_lo, zero-padded past its end).
+template <int kTaps>
+void horizontal(const float* row, const Taps& tx, int x_lo, int out_w, float* out) {
+  const int taps = kTaps > 0 ? kTaps : tx.taps;
+  for (int x = 0; x < out_w; ++x) {
+    const float* w = tx.of(x);
+    const float* s = row + size_t(tx.first[x] - x_lo) * 3;
+    float r = 0, g = 0, b = 0;
+    for (int k = 0; k < taps; ++k) {
+      r += w[k] * s[3 * k];
+      g += w[k] * s[3 * k + 1];
+      b += w[k] * s[3 * k + 2];
+    }
+    out[3 * x] = r;
+    out[3 * x + 1] = g;
+    out[3 * x + 2] = b;
+  }
+}
+
+using HorizontalFn = void (*)(const float*, const Taps&, int, int, float*);
+
+HorizontalFn horizontal_for(int taps) {
+  switch (taps) {
+    case 1:
+      return horizontal<1>;
+    case 2:
+      return horizontal<2>;
+    case 3:
+      return horizontal<3>;
+    case 4:
+      return horizontal<4>;
+    case 5:
+      return horizontal<5>;
+    case 6:
+      return horizontal<6>;
+    case 7:
+      return horizontal<7>;
+    case 8:
+      return horizontal<8>;
+    default:
+      return horizontal<0>;
+  }
 }
 
 }  // namespace
@@ -60,44 +116,32 @@ void resample(const Image& src, const Box& box, int out_w, int out_h, float* out
               kInvalidArgument, "resample: empty image, box or output");
   const Taps tx = make_taps(src.width, box.x, box.w, out_w);
   const Taps ty = make_taps(src.height, box.y, box.h, out_h);
-  const int y_lo = ty.first.front();
-  const int y_hi = std::min(src.height, ty.first.back() + ty.taps);
-
-  // Horizontal pass: source rows y_lo..y_hi-1 to out_w columns.
-  const size_t row_len = size_t(out_w) * 3;
-  thread_local std::vector<float> rows;
-  rows.resize(size_t(y_hi - y_lo) * row_len);
-  for (int y = y_lo; y < y_hi; ++y) {
-    const uint8_t* s = src.row(y);
-    float* d = rows.data() + size_t(y - y_lo) * row_len;
-    for (int x = 0; x < out_w; ++x) {
-      const float* w = tx.of(x);
-      const uint8_t* p = s + size_t(tx.first[x]) * 3;
-      const int n = std::min(tx.taps, src.width - tx.first[x]);
-      float r = 0, g = 0, b = 0;
-      for (int k = 0; k < n; ++k, p += 3) {
-        r += w[k] * p[0];
-        g += w[k] * p[1];
-        b += w[k] * p[2];
-      }
-      d[x * 3] = r;
-      d[x * 3 + 1] = g;
-      d[x * 3 + 2] = b;
-    }
+  // The source columns any output pixel reads.
+  int x_lo = src.width, x_hi = 0;
+  for (int x = 0; x < out_w; ++x) {
+    x_lo = std::min(x_lo, tx.first[x]);
+    x_hi = std::max(x_hi, std::min(src.width, tx.first[x] + tx.taps));
   }
+  const size_t span = size_t(x_hi - x_lo) * 3;
+  thread_local std::vector<float> row;
+  row.assign(span + size_t(tx.taps) * 3, 0.0f);  // padding read with zero weights
+  const HorizontalFn run_horizontal = horizontal_for(tx.taps);
 
-  // Vertical pass: whole rows at a time, so the inner loop is contiguous.
   for (int y = 0; y < out_h; ++y) {
-    float* d = out + size_t(y) * row_len;
-    std::fill(d, d + row_len, 0.0f);
     const float* w = ty.of(y);
-    const int n = std::min(ty.taps, y_hi - ty.first[y]);
-    for (int k = 0; k < n; ++k) {
-      const float* s = rows.data() + size_t(ty.first[y] + k - y_lo) * row_len;
+    const int n = std::min(ty.taps, src.height - ty.first[y]);
+    float* acc = row.data();
+    {
+      const uint8_t* s = src.row(ty.first[y]) + size_t(x_lo) * 3;
+      for (size_t i = 0; i < span; ++i) acc[i] = w[0] * s[i];
+    }
+    for (int k = 1; k < n; ++k) {
+      const uint8_t* s = src.row(ty.first[y] + k) + size_t(x_lo) * 3;
       const float wk = w[k];
       if (wk == 0) continue;
-      for (size_t i = 0; i < row_len; ++i) d[i] += wk * s[i];
+      for (size_t i = 0; i < span; ++i) acc[i] += wk * s[i];
     }
+    run_horizontal(acc, tx, x_lo, out_w, out + size_t(y) * out_w * 3);
   }
 }
 

@@ -112,15 +112,20 @@ void finish_transform(const float* rgb, const TransformPlan& plan, const Preproc
     jitter(jittered, plan);
     src = jittered.data();
   }
+  // Row by row, channel by channel, with the layout and the flip decided
+  // outside the inner loop (it vectorises).
   for (int64_t y = 0; y < n; ++y) {
-    for (int64_t x = 0; x < n; ++x) {
-      const float* s = src + (y * n + (plan.flip ? n - 1 - x : x)) * 3;
-      for (int c = 0; c < 3; ++c) {
-        float v = (s[c] - p.mean[c]) * p.scale[c];
-        if (p.nhwc)
-          out[(y * n + x) * 3 + c] = v;
-        else
-          out[(c * n + y) * n + x] = v;
+    const float* row = src + y * n * 3;
+    for (int c = 0; c < 3; ++c) {
+      const float mean = p.mean[c], scale = p.scale[c];
+      const int64_t step = p.nhwc ? 3 : 1;
+      float* dst = p.nhwc ? out + y * n * 3 + c : out + (c * n + y) * n;
+      if (plan.flip) {
+        for (int64_t x = 0; x < n; ++x) dst[(n - 1 - x) * step] = (row[x * 3 + c] - mean) * scale;
+      } else if (step == 1) {
+        for (int64_t x = 0; x < n; ++x) dst[x] = (row[x * 3 + c] - mean) * scale;
+      } else {
+        for (int64_t x = 0; x < n; ++x) dst[x * 3] = (row[x * 3 + c] - mean) * scale;
       }
     }
   }
