@@ -1,0 +1,57 @@
+// The fast kernels the ops dispatch to. Each function is called at the top
+// of an op's reference kernel (compute or backward) and returns true when it
+// has computed everything the context asks for, false when it declines:
+// the reference kernels are forced (graft/backend.h), a dtype other than
+// float32, or a case oneDNN cannot do. A declining call has written nothing,
+// so the reference kernel then runs on untouched outputs.
+//
+// The ops' own helpers (window geometry, attributes) describe the case, so
+// the two paths cannot read a node differently.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/op.h"
+
+namespace graft::backend {
+
+// Conv: Y (and its gradients dX, dW, dB), 1-D to 3-D, grouped and depthwise.
+bool conv_forward(const ops::KernelContext& c);
+bool conv_backward(const ops::BackwardContext& c);
+
+// MaxPool (without the Indices output), AveragePool and GlobalAveragePool.
+bool pool_forward(const ops::KernelContext& c);
+bool pool_backward(const ops::BackwardContext& c);
+
+// BatchNormalization with one statistic per channel. `batch_statistics`:
+// the op runs its training form (normalise with the batch's mean and
+// variance, update the running statistics) rather than its inference form.
+bool batch_norm_forward(const ops::KernelContext& c, bool batch_statistics);
+bool batch_norm_backward(const ops::BackwardContext& c, bool batch_statistics);
+
+bool gemm_forward(const ops::KernelContext& c);
+bool gemm_backward(const ops::BackwardContext& c);
+bool matmul_forward(const ops::KernelContext& c);
+bool matmul_backward(const ops::BackwardContext& c);
+
+// Relu, LeakyRelu, Sigmoid, Tanh and HardSwish, told apart by the node's
+// op type; other element-wise ops decline.
+bool activation_forward(const ops::KernelContext& c);
+bool activation_backward(const ops::BackwardContext& c);
+// Clip with the bounds the op has read (attributes or inputs by opset).
+bool clip_forward(const ops::KernelContext& c, float lo, float hi);
+bool clip_backward(const ops::BackwardContext& c, float lo, float hi);
+
+// Softmax (or LogSoftmax when `log`) along lines of `len` elements spaced
+// `inner` apart, `outer * inner` of them: the op's reading of its axis.
+struct SoftmaxLines {
+  int64_t outer = 1, len = 1, inner = 1;
+};
+bool softmax_forward(const ops::KernelContext& c, SoftmaxLines lines, bool log);
+bool softmax_backward(const ops::BackwardContext& c, SoftmaxLines lines, bool log);
+
+// How many op calls the fast kernels have served on this thread: tests use
+// it to see which path ran.
+int64_t served_count();
+
+}  // namespace graft::backend

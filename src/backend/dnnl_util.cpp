@@ -1,0 +1,188 @@
+#include "backend/dnnl_util.h"
+
+#include <omp.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "backend/backend.h"
+#include "graft/backend.h"
+#include "graft/error.h"
+
+namespace graft {
+
+namespace {
+
+// -1: not yet decided (the environment is read on first use).
+std::atomic<int> g_reference{-1};
+// 0: the default thread count.
+std::atomic<int> g_threads{0};
+
+bool reference_from_environment() {
+  const char* v = std::getenv("GRAFT_REFERENCE_KERNELS");
+  return v && std::strcmp(v, "1") == 0;
+}
+
+int default_threads() {
+  // omp_get_max_threads() before anyone changed it is OMP_NUM_THREADS when
+  // set, else the number of cores; read once, as later calls see our setting.
+  static const int n = omp_get_max_threads();
+  return n;
+}
+
+}  // namespace
+
+void set_reference_kernels(bool on) { g_reference = on ? 1 : 0; }
+
+bool reference_kernels() {
+  int v = g_reference.load();
+  if (v < 0) {
+    int from_env = reference_from_environment() ? 1 : 0;
+    g_reference.compare_exchange_strong(v, from_env);
+    v = g_reference.load();
+  }
+  return v == 1;
+}
+
+void set_num_threads(int n) {
+  default_threads();  // fix the default before changing OpenMP's setting
+  g_threads = n > 0 ? n : 0;
+}
+
+int num_threads() {
+  int n = g_threads.load();
+  return n > 0 ? n : default_threads();
+}
+
+}  // namespace graft
+
+namespace graft::backend {
+
+namespace {
+
+thread_local int64_t t_served = 0;
+
+// Entries are kept until this many exist on a thread; then the cache starts
+// over (a program that sees that many shapes is not in a steady loop).
+constexpr size_t kCacheCapacity = 2048;
+
+struct ScratchBuffer {
+  std::unique_ptr<uint8_t, decltype(&std::free)> data{nullptr, &std::free};
+  size_t size = 0;
+};
+
+dnnl::stream& thread_stream() {
+  thread_local dnnl::stream s(engine());
+  return s;
+}
+
+}  // namespace
+
+const dnnl::engine& engine() {
+  static const dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+bool enabled() { return !reference_kernels(); }
+
+void count_served() { ++t_served; }
+
+int64_t served_count() { return t_served; }
+
+bool all_f32(std::initializer_list<const Tensor*> tensors) {
+  for (const Tensor* t : tensors)
+    if (t && t->dtype() != DType::kF32) return false;
+  return true;
+}
+
+Dims to_dims(const Shape& shape) { return Dims(shape.begin(), shape.end()); }
+
+memory::desc strided_md(const Dims& dims, const Dims& strides) {
+  return memory::desc(dims, memory::data_type::f32, strides);
+}
+
+memory::desc plain_md(const Dims& dims) {
+  Dims strides(dims.size(), 1);
+  for (size_t i = dims.size(); i-- > 1;) strides[i - 1] = strides[i] * dims[i];
+  return strided_md(dims, strides);
+}
+
+memory::desc any_md(const Dims& dims) {
+  return memory::desc(dims, memory::data_type::f32, memory::format_tag::any);
+}
+
+memory wrap(const memory::desc& md, const void* data) {
+  return memory(md, engine(), const_cast<void*>(data));
+}
+
+memory scratch(const memory::desc& md, Slot slot) {
+  thread_local ScratchBuffer buffers[kSlotCount];
+  ScratchBuffer& b = buffers[slot];
+  size_t bytes = md.get_size();
+  if (bytes > b.size) {
+    size_t rounded = (bytes + 63) / 64 * 64;  // aligned_alloc wants a multiple of the alignment
+    b.data.reset(static_cast<uint8_t*>(std::aligned_alloc(64, rounded)));
+    GRAFT_CHECK(b.data != nullptr, kInternal, "cannot allocate {} bytes of scratch", rounded);
+    b.size = rounded;
+  }
+  return memory(md, engine(), b.data.get());
+}
+
+void execute(const dnnl::primitive& p, const std::unordered_map<int, memory>& args) {
+  // OpenMP's thread count is a per-thread setting: apply graft's on the
+  // thread that runs the primitive.
+  int want = num_threads();
+  if (omp_get_max_threads() != want) omp_set_num_threads(want);
+  dnnl::stream& s = thread_stream();
+  p.execute(s, args);
+  s.wait();
+}
+
+Reorder::Reorder(const memory::desc& from, const memory::desc& to) : from_(from), to_(to) {
+  if (from != to)
+    prim_ = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from, engine(), to));
+}
+
+memory Reorder::to(const memory& from, Slot slot) const {
+  if (!prim_) return from;
+  memory out = scratch(to_, slot);
+  execute(*prim_, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, out}});
+  return out;
+}
+
+void Reorder::into(const memory& from, const memory& to) const {
+  if (prim_) execute(*prim_, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+}
+
+memory output_memory(const Reorder& back, const memory& user, Slot slot) {
+  // `back` goes from the primitive's layout to the user's: its source
+  // layout is what the primitive writes.
+  return back.needed() ? scratch(back.source(), slot) : user;
+}
+
+std::shared_ptr<void> cached_entry(const std::string& key,
+                                   const std::function<std::shared_ptr<void>()>& build) {
+  thread_local std::unordered_map<std::string, std::shared_ptr<void>> cache;
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  std::shared_ptr<void> entry;
+  try {
+    entry = build();
+  } catch (const dnnl::error&) {
+    entry = nullptr;  // oneDNN has no implementation for this case
+  }
+  if (cache.size() >= kCacheCapacity) cache.clear();
+  cache.emplace(key, entry);
+  return entry;
+}
+
+std::string key_dims(const Dims& dims) {
+  std::string s;
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? "x" : "") + std::to_string(dims[i]);
+  return s;
+}
+
+}  // namespace graft::backend

@@ -1,0 +1,113 @@
+// What every oneDNN kernel shares: the engine and a stream per thread, the
+// switch to the reference kernels, the thread count, a cache of primitives
+// built once per shape and attributes, scratch buffers for reordered
+// copies, and helpers that describe graft's tensors to oneDNN.
+//
+// The style follows oneDNN's own examples: primitive descriptors are made
+// once per case and kept (creating one costs tens of microseconds, more
+// than a small op's run), backward descriptors take the forward one as a
+// hint, and an op's run only wraps its tensors and executes.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "graft/tensor.h"
+
+namespace graft::backend {
+
+using dnnl::memory;
+using Dims = memory::dims;
+
+const dnnl::engine& engine();
+
+// False when the reference kernels are forced.
+bool enabled();
+// Counts one op call served by a fast kernel.
+void count_served();
+
+// True when every given tensor is float32 (absent ones, nullptr, pass).
+bool all_f32(std::initializer_list<const Tensor*> tensors);
+
+// Row-major float32 descriptors: of `dims`, or with explicit strides.
+memory::desc plain_md(const Dims& dims);
+memory::desc strided_md(const Dims& dims, const Dims& strides);
+// The same layout as `md` with every dim left open for oneDNN to choose
+// (format_tag::any).
+memory::desc any_md(const Dims& dims);
+
+// A memory over existing storage (no copy).
+memory wrap(const memory::desc& md, const void* data);
+inline memory wrap(const memory::desc& md, const Tensor& t) { return wrap(md, t.raw()); }
+
+// Scratch storage for a temporary memory. One buffer per slot and thread,
+// grown as needed and reused by every op on that thread, so that reordered
+// copies cost no allocation per op. Memories of different slots may be
+// alive together; one op must not use a slot twice.
+enum Slot {
+  kSrcSlot,
+  kWeightsSlot,
+  kDstSlot,
+  kDiffDstSlot,
+  kDiffDst2Slot,
+  kDiffSrcSlot,
+  kDiffWeightsSlot,
+  kDiffBiasSlot,
+  kWorkspaceSlot,
+  kExtraSlot,
+  kSlotCount
+};
+memory scratch(const memory::desc& md, Slot slot);
+
+// Runs a primitive on this thread's stream with graft's thread count and
+// waits for it.
+void execute(const dnnl::primitive& p, const std::unordered_map<int, memory>& args);
+
+// A copy between a tensor's plain layout and the layout a primitive chose;
+// nothing when the two agree.
+class Reorder {
+ public:
+  Reorder() = default;
+  Reorder(const memory::desc& from, const memory::desc& to);
+  bool needed() const { return prim_.has_value(); }
+  // `from` in the target layout: `from` itself when no reorder is needed,
+  // else a copy in scratch slot `slot`.
+  memory to(const memory& from, Slot slot) const;
+  // Copies `from` into `to` (when needed; otherwise `from` is `to`).
+  void into(const memory& from, const memory& to) const;
+  const memory::desc& source() const { return from_; }
+  const memory::desc& target() const { return to_; }
+
+ private:
+  std::optional<dnnl::reorder> prim_;
+  memory::desc from_, to_;
+};
+
+// The memory a primitive writes for a user tensor: the tensor itself when
+// the layouts agree, else scratch in slot `slot` (then Reorder::into copies
+// it back).
+memory output_memory(const Reorder& back, const memory& user, Slot slot);
+
+// The entry cached under `key` on this thread, built by `build` on first
+// use. build() returns nullptr, or throws dnnl::error, when oneDNN cannot do
+// the case; that is remembered too, and nullptr returned. Keys name the op
+// and every shape and attribute the primitive depends on.
+std::shared_ptr<void> cached_entry(const std::string& key,
+                                   const std::function<std::shared_ptr<void>()>& build);
+
+template <typename Entry>
+std::shared_ptr<Entry> cached(const std::string& key,
+                              const std::function<std::shared_ptr<Entry>()>& build) {
+  return std::static_pointer_cast<Entry>(
+      cached_entry(key, [&]() -> std::shared_ptr<void> { return build(); }));
+}
+
+// Dims for keys: "1x32x112x112".
+std::string key_dims(const Dims& dims);
+Dims to_dims(const Shape& shape);
+
+}  // namespace graft::backend
