@@ -2,6 +2,7 @@
 // geometry is shared with Conv (conv_geometry.h).
 #include <limits>
 
+#include "backend/backend.h"
 #include "ops/conv_geometry.h"
 #include "ops/kernel_util.h"
 #include "ops/op.h"
@@ -33,6 +34,7 @@ OpDef global_pool_op(const char* type, Reduce reduce, Spread spread) {
     infer_global(c);
   };
   d.compute = [reduce](KernelContext& c) {
+    if (backend::pool_forward(c)) return;
     const Tensor& x = c.in(0);
     int64_t planes = x.dim(0) * x.dim(1);
     int64_t plane = planes == 0 ? 0 : x.numel() / planes;
@@ -46,6 +48,7 @@ OpDef global_pool_op(const char* type, Reduce reduce, Spread spread) {
   d.differentiable_inputs = {0};
   d.backward = [spread](BackwardContext& c) {
     if (!c.has_grad_output(0) || !c.wants_grad(0)) return;
+    if (backend::pool_backward(c)) return;
     const Tensor& x = c.in(0);
     int64_t planes = x.dim(0) * x.dim(1);
     int64_t plane = planes == 0 ? 0 : x.numel() / planes;
@@ -272,6 +275,7 @@ OpDef average_pool_op() {
     infer_pool(c);
   };
   d.compute = [](KernelContext& c) {
+    if (backend::pool_forward(c)) return;
     const Tensor& x = c.in(0);
     ConvGeometry g = pool_geometry(c.node, x.shape()).as_3d();
     bool include_pad = c.node.attr_int("count_include_pad", 0) != 0;
@@ -283,6 +287,7 @@ OpDef average_pool_op() {
   d.differentiable_inputs = {0};
   d.backward = [](BackwardContext& c) {
     if (!c.has_grad_output(0) || !c.wants_grad(0)) return;
+    if (backend::pool_backward(c)) return;
     const Tensor& x = c.in(0);
     ConvGeometry g = pool_geometry(c.node, x.shape()).as_3d();
     bool include_pad = c.node.attr_int("count_include_pad", 0) != 0;
@@ -307,6 +312,7 @@ OpDef max_pool_op() {
     infer_pool(c);
   };
   d.compute = [](KernelContext& c) {
+    if (backend::pool_forward(c)) return;
     const Tensor& x = c.in(0);
     ConvGeometry g = pool_geometry(c.node, x.shape()).as_3d();
     bool column_major = c.node.attr_int("storage_order", 0) != 0;
@@ -319,6 +325,7 @@ OpDef max_pool_op() {
   d.differentiable_inputs = {0};
   d.backward = [](BackwardContext& c) {
     if (!c.has_grad_output(0) || !c.wants_grad(0)) return;  // Indices carry no gradient
+    if (backend::pool_backward(c)) return;
     const Tensor& x = c.in(0);
     ConvGeometry g = pool_geometry(c.node, x.shape()).as_3d();
     visit_float(x.dtype(), [&](auto tag) {
