@@ -22,6 +22,7 @@
 // graft matches fine-tuning in PyTorch.
 #include <cmath>
 
+#include "backend/backend.h"
 #include "ops/kernel_util.h"
 #include "ops/op.h"
 
@@ -182,6 +183,7 @@ void update_running(Tensor* out, const std::vector<double>& running,
 }
 
 void compute_batch_norm(KernelContext& c) {
+  if (backend::batch_norm_forward(c, uses_batch_statistics(c.node, c.opset, c.training))) return;
   const Tensor& x = c.in(kX);
   Layout l = layout_of(x.shape(), c.in(kScale).numel());
   std::vector<double> scale = c.in(kScale).to_vector<double>();
@@ -269,6 +271,7 @@ void batch_norm_backward_training(BackwardContext& c, const Layout& l, const T* 
 }
 
 void backward_batch_norm(BackwardContext& c) {
+  if (backend::batch_norm_backward(c, uses_batch_statistics(c.node, c.opset, c.training))) return;
   const Tensor& x = c.in(kX);
   Layout l = layout_of(x.shape(), c.in(kScale).numel());
   double epsilon = c.node.attr_float("epsilon", 1e-5f);
