@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "backend/backend.h"
 #include "ops/kernel_util.h"
 #include "ops/op.h"
 
@@ -80,6 +81,7 @@ bool broadcasts_to(const Shape& from, const Shape& to) {
 // operand's (possibly transposed) layout; dC = beta dY summed over the axes C
 // was broadcast along.
 void gemm_backward(BackwardContext& c) {
+  if (backend::gemm_backward(c)) return;
   const Tensor& a = c.in(0);
   const Tensor& b = c.in(1);
   const Tensor& dy = c.grad_out(0);
@@ -140,6 +142,7 @@ OpDef gemm_op() {
     c.set_output(0, c.dtype(0), out);
   };
   d.compute = [](KernelContext& c) {
+    if (backend::gemm_forward(c)) return;
     const Tensor& a = c.in(0);
     const Tensor& b = c.in(1);
     Tensor& y = c.out(0);
@@ -200,6 +203,7 @@ MatMulPlan matmul_plan(const Shape& a, const Shape& b) {
 // operand matrix it was broadcast from (so summed over broadcast batch axes).
 // A 1-D operand's gradient has the same layout as its promoted matrix.
 void matmul_backward(BackwardContext& c) {
+  if (backend::matmul_backward(c)) return;
   MatMulPlan p = matmul_plan(c.in(0).shape(), c.in(1).shape());
   std::vector<int64_t> a_map = broadcast_index_map(p.a_batch, p.batch);
   std::vector<int64_t> b_map = broadcast_index_map(p.b_batch, p.batch);
@@ -240,6 +244,7 @@ OpDef matmul_op() {
     c.set_output(0, c.dtype(0), matmul_plan(c.shape(0), c.shape(1)).out);
   };
   d.compute = [](KernelContext& c) {
+    if (backend::matmul_forward(c)) return;
     MatMulPlan p = matmul_plan(c.in(0).shape(), c.in(1).shape());
     std::vector<int64_t> a_map = broadcast_index_map(p.a_batch, p.batch);
     std::vector<int64_t> b_map = broadcast_index_map(p.b_batch, p.batch);
