@@ -393,6 +393,16 @@ TEST(Transform, LoadImageNormalisesAndCropsExactly) {
   in.crop_fraction = 1.0f;
   Tensor n = load_image(fixture("rgb.png"), in);
   EXPECT_NEAR(n.data<float>()[0], (pixel(ref, 8, 0)[0] / 255.0f - 0.485f) / 0.229f, 1e-5);
+  Preprocess half = Preprocess::from_mean_std({0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f});
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_FLOAT_EQ(half.mean[c], 127.5f);  // the seed's (x - 127.5) / 127.5
+    EXPECT_FLOAT_EQ(half.scale[c], 1 / 127.5f);
+  }
+  expect_error(
+      [] {
+        Preprocess::from_mean_std({0, 0, 0}, {1, 0, 1});
+      },
+      ErrorKind::kInvalidArgument, "std must be positive");
 }
 
 TEST(Transform, ScaledJpegDecodeMatchesFullDecode) {

@@ -85,6 +85,9 @@ struct Preprocess {
   bool keep_aspect = true;  // false: stretch both sides to size / crop_fraction ("exact")
   int64_t max_pixels = kDefaultMaxPixels;  // decompression-bomb limit (not part of any cache key)
 
+  // Normalisation by mean and standard deviation given on 0..1 values, as
+  // torchvision writes it: out = (x / 255 - mean) / std.
+  static Preprocess from_mean_std(std::array<float, 3> mean, std::array<float, 3> std);
   // torchvision's ImageNet normalisation: mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225).
   static Preprocess imagenet();
 };

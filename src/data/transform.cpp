@@ -133,14 +133,18 @@ void finish_transform(const float* rgb, const TransformPlan& plan, const Preproc
 
 }  // namespace data
 
-Preprocess Preprocess::imagenet() {
+Preprocess Preprocess::from_mean_std(std::array<float, 3> mean, std::array<float, 3> std) {
   Preprocess p;
-  const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
   for (int c = 0; c < 3; ++c) {
+    GRAFT_CHECK(std[c] > 0, kInvalidArgument, "preprocess: std must be positive, got {}", std[c]);
     p.mean[c] = mean[c] * 255;
     p.scale[c] = 1 / (std[c] * 255);
   }
   return p;
+}
+
+Preprocess Preprocess::imagenet() {
+  return from_mean_std({0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f});
 }
 
 Box crop_box(int width, int height, const Preprocess& p, const Augment& a, uint64_t rng_seed) {
