@@ -20,6 +20,7 @@ struct Evaluation {
   double top_k_accuracy = 0;
   int64_t k = 1;
   std::vector<int64_t> predictions;                  // top-1 class per sample
+  std::vector<double> confidences;                   // its softmax probability
   std::vector<std::vector<int64_t>> confusion;       // [true][predicted] counts
   std::vector<ClassMetrics> per_class;
 };

@@ -1,6 +1,7 @@
 #include "graft/metrics.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "graft/loss.h"
@@ -27,7 +28,10 @@ Evaluation evaluate_logits(const Tensor& logits, const std::vector<int64_t>& lab
     // Ties go to the lower class index, as argmax does.
     std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return zi[a] > zi[b]; });
     int64_t y = labels[i];
+    double sum = 0;
+    for (int64_t k = 0; k < c; ++k) sum += std::exp(static_cast<double>(zi[k]) - zi[order[0]]);
     e.predictions.push_back(order[0]);
+    e.confidences.push_back(1 / sum);
     e.confusion[y][order[0]]++;
     correct += order[0] == y;
     correct_k += std::find(order.begin(), order.begin() + e.k, y) != order.begin() + e.k;

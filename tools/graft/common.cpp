@@ -1,14 +1,6 @@
 #include "commands.h"
 
-#include "graft/onnx.h"
-#include "graft/tfjs.h"
-
 namespace graft::cli {
-
-Graph load_model(const std::string& path) {
-  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) return load_tfjs(path);
-  return load_onnx(path);
-}
 
 ShapeMap parse_input_shapes(const Graph& graph, const std::vector<std::string>& specs) {
   ShapeMap shapes;

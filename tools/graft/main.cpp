@@ -10,6 +10,10 @@ int main(int argc, char** argv) {
   std::function<int()> action;
   graft::cli::add_inspect_command(app, action);
   graft::cli::add_run_command(app, action);
+  graft::cli::add_train_command(app, action);
+  graft::cli::add_predict_command(app, action);
+  graft::cli::add_eval_command(app, action);
+  graft::cli::add_export_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
