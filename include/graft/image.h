@@ -1,7 +1,8 @@
 // Decoding and transforming images into model inputs.
 //
 // Decoding: JPEG through libjpeg-turbo, decoded straight at the smallest DCT
-// scale (k/8) that still covers the size asked for; PNG through libpng with
+// scale that still covers the size asked for (1/8, 1/4, 1/2 or 1 by default,
+// see DecodeOptions::all_dct_scales); PNG through libpng with
 // alpha composited on a background colour; greyscale, palette and CMYK
 // become RGB; the EXIF orientation tag (JPEG APP1, PNG eXIf) is applied.
 // Every error names the file: kNotFound (cannot open), kCorruption (not an
