@@ -1,0 +1,185 @@
+// graft train, predict, eval and export as a user runs them: the seed's form
+// on a small generated image set, outputs, resume, and bad input.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <unistd.h>
+
+#include "graft/checkpoint.h"
+#include "graft/file.h"
+#include "graft/npy.h"
+#include "graft/onnx.h"
+#include "graft/report.h"
+#include "graft/session.h"
+#include "graft/transfer.h"
+
+using namespace graft;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct CliResult {
+  int status;
+  std::string output;
+};
+
+CliResult graft_cli(const std::string& args) {
+  std::string cmd = std::string(GRAFT_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
+// Two classes of 40×40 noisy images: dark red and bright cyan.
+class TrainCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::temp_directory_path() / ("graft_train_cli_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "images");
+    std::mt19937 rng(5);
+    std::uniform_int_distribution<int> noise(0, 90);
+    std::ofstream train(dir_ / "train.txt"), test(dir_ / "test.txt");
+    for (int i = 0; i < 24; ++i) {
+      int label = i % 2;
+      Image img;
+      img.width = img.height = 40;
+      img.pixels.resize(40 * 40 * 3);
+      for (int p = 0; p < 40 * 40; ++p) {
+        // Dark reds against bright blues: even untrained features tell them apart.
+        img.pixels[p * 3 + 0] = static_cast<uint8_t>((label ? 100 : 80) + noise(rng));
+        img.pixels[p * 3 + 1] = static_cast<uint8_t>((label ? 160 : 0) + noise(rng));
+        img.pixels[p * 3 + 2] = static_cast<uint8_t>((label ? 160 : 0) + noise(rng));
+      }
+      std::string name = "img " + std::to_string(i) + ".png";  // a space in the path
+      write_file_atomically((dir_ / "images" / name).string(), encode_png(img));
+      (i < 16 ? train : test) << name << " " << label << "\n";
+    }
+    std::ofstream(dir_ / "names.txt") << "red\nblue\n";
+  }
+  static std::string path(const std::string& name) { return (dir_ / name).string(); }
+  static std::string seed_args(const std::string& out) {
+    return "train " + std::string(GRAFT_TEST_DATA) + "/models/mobilenet_v2_025/model.onnx " + path("images") +
+           " " + path("train.txt") + " " + path("images") + " " + path("test.txt") + " --class-names " +
+           path("names.txt") + " --no-cache --out " + path(out);
+  }
+  static fs::path dir_;
+};
+
+fs::path TrainCli::dir_;
+
+std::vector<std::string> lines(const std::string& file) {
+  std::ifstream in(file);
+  std::vector<std::string> out;
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+}  // namespace
+
+TEST_F(TrainCli, SeedFormWritesEveryOutputAndLearns) {
+  // An early cut: this test model's weights are random, and its deep
+  // features say little about colour; the cut's output gets pooled.
+  CliResult r = graft_cli(seed_args("run") + " --epochs 20 --lr 0.01 --cut /features/features.2/conv/conv.2/Conv");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("epoch  20/20"), std::string::npos) << r.output;  // one plain line per epoch
+  EXPECT_NE(r.output.find("test accuracy 1.0000 (8 images)"), std::string::npos) << r.output;
+  for (const char* f : {"model.onnx", "labels.txt", "metrics.jsonl", "checkpoint.ckpt", "report.html"})
+    EXPECT_TRUE(fs::exists(path("run/") + f)) << f;
+  EXPECT_EQ(lines(path("run/labels.txt")), (std::vector<std::string>{"red", "blue"}));
+  EXPECT_EQ(lines(path("run/metrics.jsonl")).size(), 20u);
+  // The served model: probabilities, class names, preprocessing; runs in graft.
+  Graph served = load_onnx(path("run/model.onnx"));
+  EXPECT_EQ(served.outputs.at(0).name, "probabilities");
+  EXPECT_EQ(class_names_of(served), (std::vector<std::string>{"red", "blue"}));
+  EXPECT_EQ(preprocess_for(served).size, 64);
+  std::string report = read_file(path("run/report.html"));
+  EXPECT_NE(report.find("blue"), std::string::npos);
+
+  CliResult p = graft_cli("predict " + path("run/model.onnx") + " \"" + path("images/img 17.png") + "\" --top 2");
+  ASSERT_EQ(p.status, 0) << p.output;
+  EXPECT_NE(p.output.find("img 17.png\n  blue"), std::string::npos) << p.output;  // image 17 is blue
+  CliResult e = graft_cli("eval " + path("run/model.onnx") + " --list " + path("test.txt") + " --dir " + path("images"));
+  ASSERT_EQ(e.status, 0) << e.output;
+  EXPECT_NE(e.output.find("8 images: accuracy 1.0000"), std::string::npos) << e.output;
+
+  // export rebuilds the same served model from the checkpoint alone.
+  CliResult x = graft_cli("export " + path("run/checkpoint.ckpt") + " --out " + path("exported.onnx"));
+  ASSERT_EQ(x.status, 0) << x.output;
+  Tensor input = load_image(path("images/img 3.png"), preprocess_for(served)).reshaped({1, 3, 64, 64});
+  Tensor a = Session(served).run({{served.inputs[0].name, input}}).at("probabilities");
+  Graph exported = load_onnx(path("exported.onnx"));
+  Tensor b = Session(exported).run({{exported.inputs[0].name, input}}).at("probabilities");
+  for (int k = 0; k < 2; ++k) EXPECT_NEAR(a.data<float>()[k], b.data<float>()[k], 1e-6);
+}
+
+TEST_F(TrainCli, ResumeGivesTheUninterruptedRun) {
+  // A constant schedule: a run stopped after 2 of 5 epochs then has the same
+  // settings as the whole run (a cosine schedule depends on --epochs).
+  const std::string recipe = " --schedule constant --dropout 0.3 --hidden 8";
+  ASSERT_EQ(graft_cli(seed_args("whole") + recipe + " --epochs 5").status, 0);
+  ASSERT_EQ(graft_cli(seed_args("parts") + recipe + " --epochs 2").status, 0);
+  CliResult r = graft_cli(seed_args("parts") + recipe + " --epochs 5 --resume");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(lines(path("parts/metrics.jsonl")).size(), 5u);
+  // Same losses and accuracies epoch by epoch (the timing fields differ).
+  auto strip_time = [](std::vector<std::string> v) {
+    for (std::string& l : v) l = l.substr(0, l.find("\"seconds\""));
+    return v;
+  };
+  EXPECT_EQ(strip_time(lines(path("parts/metrics.jsonl"))), strip_time(lines(path("whole/metrics.jsonl"))));
+  EXPECT_EQ(read_file(path("parts/labels.txt")), read_file(path("whole/labels.txt")));
+}
+
+TEST_F(TrainCli, ImageFolderLayout) {
+  for (const char* cls : {"red", "blue"}) fs::create_directories(dir_ / "folder" / cls);
+  int i = 0;
+  for (const std::string& line : lines(path("train.txt"))) {
+    std::string name = line.substr(0, line.rfind(' '));
+    fs::copy(dir_ / "images" / name, dir_ / "folder" / (line.back() == '0' ? "red" : "blue") / name,
+             fs::copy_options::overwrite_existing);
+    ++i;
+  }
+  CliResult r = graft_cli("train " + std::string(GRAFT_TEST_DATA) + "/models/mobilenet_v2_025/model.onnx --train-folder " +
+                          path("folder") + " --val-split 0.25 --epochs 2 --no-cache --out " + path("folder_run"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("12 training, 4 validation, 0 test images, 2 classes"), std::string::npos) << r.output;
+  EXPECT_EQ(lines(path("folder_run/labels.txt")), (std::vector<std::string>{"blue", "red"}));  // sorted names
+}
+
+TEST_F(TrainCli, BadInputIsOneLineAndKeepsEarlierOutputs) {
+  ASSERT_EQ(graft_cli(seed_args("keep") + " --epochs 1").status, 0);
+  std::string model_before = read_file(path("keep/model.onnx"));
+  std::ofstream(path("bad.txt")) << "img 0.png 0\nmissing.png 1\n";
+  CliResult r = graft_cli("train " + std::string(GRAFT_TEST_DATA) + "/models/mobilenet_v2_025/model.onnx " +
+                          path("images") + " " + path("bad.txt") + " " + path("images") + " " + path("test.txt") +
+                          " --no-cache --epochs 1 --out " + path("keep"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("graft: error: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("bad.txt:2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("missing.png"), std::string::npos) << r.output;
+  EXPECT_EQ(read_file(path("keep/model.onnx")), model_before);
+
+  std::ofstream(path("bad_label.txt")) << "img 0.png 0\nimg 1.png x\n";
+  r = graft_cli("train " + std::string(GRAFT_TEST_DATA) + "/models/mobilenet_v2_025/model.onnx " + path("images") +
+                " " + path("bad_label.txt") + " " + path("images") + " " + path("test.txt") + " --out " + path("keep"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("bad_label.txt:2"), std::string::npos) << r.output;
+
+  r = graft_cli(seed_args("keep") + " --cut /features/features.16/Ad");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("nearest: /features/features.16/Add"), std::string::npos) << r.output;
+
+  // With --skip-bad the missing image is skipped and listed.
+  r = graft_cli("train " + std::string(GRAFT_TEST_DATA) + "/models/mobilenet_v2_025/model.onnx " + path("images") +
+                " " + path("bad.txt") + " " + path("images") + " " + path("test.txt") +
+                " --no-cache --epochs 1 --skip-bad --out " + path("skip"));
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("1 bad samples skipped"), std::string::npos) << r.output;
+}
