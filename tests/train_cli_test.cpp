@@ -183,3 +183,18 @@ TEST_F(TrainCli, BadInputIsOneLineAndKeepsEarlierOutputs) {
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("1 bad samples skipped"), std::string::npos) << r.output;
 }
+
+TEST_F(TrainCli, FeatureCacheIsReusedPerCutAndNeverAcrossCuts) {
+  const std::string cache = " --cache-dir " + path("cache");
+  const std::string base = seed_args("cached");
+  std::string args = base.substr(0, base.find(" --no-cache")) + base.substr(base.find(" --no-cache") + 11);
+  CliResult a = graft_cli(args + cache + " --epochs 1 --cut /features/features.2/conv/conv.2/Conv");
+  ASSERT_EQ(a.status, 0) << a.output;
+  EXPECT_NE(a.output.find("24 computed, 0 from the cache"), std::string::npos) << a.output;
+  CliResult b = graft_cli(args + cache + " --epochs 1 --cut /features/features.2/conv/conv.2/Conv");
+  EXPECT_NE(b.output.find("0 computed, 24 from the cache"), std::string::npos) << b.output;
+  // Another inner cut is pooled at the same graph value: it must not be served the first cut's rows.
+  CliResult c = graft_cli(args + cache + " --epochs 1 --cut /features/features.3/Add");
+  ASSERT_EQ(c.status, 0) << c.output;
+  EXPECT_NE(c.output.find("24 computed, 0 from the cache"), std::string::npos) << c.output;
+}

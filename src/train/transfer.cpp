@@ -442,7 +442,9 @@ TransferResult transfer(const Graph& pretrained, const std::string& model_key, c
                          std::vector<size_t>* kept = nullptr) {
     FeatureCacheOptions fo;
     fo.cache_dir = o.cache_dir;
-    fo.trunk_key = model_key + ":" + r.cache_point;
+    // The cut and the cache point together name the frozen part (an inner
+    // cut is cached at graft/cut_pool whatever the cut).
+    fo.trunk_key = model_key + ":" + r.cut + ":" + r.cache_point;
     fo.preprocess = o.preprocess;
     fo.augment = augmented ? o.augment : Augment{};
     fo.views = augmented && o.augment.enabled ? std::max(o.views, 1) : 1;
