@@ -52,7 +52,7 @@ struct TransferOptions {
                               // "search" = the best of every block's output (see cut_table)
   int unfreeze = 0;           // also train the last K blocks before the cut
   HeadOptions head;           // classes: from the data when < 1
-  bool standardize = true;    // z-score the features with the training set's statistics
+  bool standardize = false;   // z-score the features with the training set's statistics
                               // (frozen, part of the exported model)
   FitOptions fit;
   Preprocess preprocess;      // see preprocess_for()

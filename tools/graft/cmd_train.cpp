@@ -31,7 +31,7 @@ struct TrainArgs {
   std::string cut;
   int64_t classes = -1;
   int64_t epochs = 30, batch = 32;
-  float lr = 1e-3f;
+  float lr = 1e-2f;
   std::string optimizer = "adam", schedule = "cosine";
   float weight_decay = 1e-4f, momentum = 0.9f, label_smoothing = 0.1f;
   double clip_norm = 0;
@@ -42,10 +42,12 @@ struct TrainArgs {
   int early_stop = 0;
   uint64_t seed = 0;
   int workers = 2;
-  bool resume = false, skip_bad = false, no_standardize = false, no_cache = false;
+  bool resume = false, skip_bad = false, standardize = false, no_cache = false;
   std::string cache_dir;
   std::string head = "linear";
   bool baseline_random = false;
+  float crop_fraction = 0;  // 0: the model's default
+  bool stretch = false;
   int64_t hidden = 0;
   float dropout = 0;
 };
@@ -98,7 +100,7 @@ ReportData make_report(const TrainArgs& a, const TransferResult& r, bool test_pi
                 {"optimizer", fmt::format("{} (lr {}, weight decay {})", a.optimizer, a.lr, a.weight_decay)},
                 {"schedule", a.schedule},
                 {"label smoothing", fmt::format("{}", a.label_smoothing)},
-                {"standardized features", a.no_standardize ? "no" : "yes"},
+                {"standardized features", a.standardize ? "yes" : "no"},
                 {"augmentation", a.augment ? fmt::format("yes, {} views", a.views) : "no"},
                 {"seed", std::to_string(a.seed)},
                 {"input", fmt::format("{}×{} {}", p.size, p.size, p.nhwc ? "NHWC" : "NCHW")}};
@@ -161,7 +163,7 @@ int train(const TrainArgs& a) {
   o.head.hidden = a.hidden;
   o.head.dropout = a.dropout;
   o.head.seed = a.seed;
-  o.standardize = !a.no_standardize;
+  o.standardize = a.standardize;
   o.fit.epochs = a.epochs;
   o.fit.batch = a.batch;
   o.fit.seed = a.seed;
@@ -179,6 +181,8 @@ int train(const TrainArgs& a) {
   o.fit.early_stop = a.early_stop;
   o.fit.resume = a.resume;
   o.preprocess = preprocess_for(pretrained);
+  if (a.crop_fraction > 0) o.preprocess.crop_fraction = a.crop_fraction;
+  if (a.stretch) o.preprocess.keep_aspect = false;
   o.augment.enabled = a.augment;
   o.views = a.views;
   o.cache_dir = a.no_cache ? "" : (a.cache_dir.empty() ? default_cache_dir() : a.cache_dir);
@@ -302,10 +306,14 @@ void add_train_command(CLI::App& app, std::function<int()>& action) {
   cmd->add_option("--cache-dir", a->cache_dir, "Feature cache folder (default ~/.cache/graft)");
   cmd->add_flag("--no-cache", a->no_cache, "Keep features in memory only");
   cmd->add_flag("--skip-bad", a->skip_bad, "Skip unreadable images, list them at the end");
-  cmd->add_flag("--no-standardize", a->no_standardize, "Feed the head raw features");
+  cmd->add_flag("--standardize", a->standardize,
+                "Z-score the features with the training set's statistics (part of the exported model)");
   cmd->add_option("--head", a->head, "linear, or conv (a 1x1 convolution, the seed's)")->capture_default_str();
   cmd->add_option("--hidden", a->hidden, "A hidden layer of this width in the head");
   cmd->add_option("--dropout", a->dropout, "Dropout before the head's last layer");
+  cmd->add_option("--crop-fraction", a->crop_fraction,
+                  "Centre crop this fraction after resizing (default 0.875, the seed's; 1: no crop)");
+  cmd->add_flag("--stretch", a->stretch, "Resize both sides (ignoring the aspect ratio) instead of the shorter side");
   cmd->add_flag("--baseline-random", a->baseline_random,
                 "Also train the same recipe on a randomly initialised trunk, for comparison");
   cmd->set_config("--config", "", "Read these options from a TOML/INI file");
