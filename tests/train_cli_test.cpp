@@ -198,3 +198,21 @@ TEST_F(TrainCli, FeatureCacheIsReusedPerCutAndNeverAcrossCuts) {
   ASSERT_EQ(c.status, 0) << c.output;
   EXPECT_NE(c.output.find("24 computed, 0 from the cache"), std::string::npos) << c.output;
 }
+
+TEST_F(TrainCli, TheSeedsProgramInGraftsApi) {
+  std::string cmd = "cd " + path("") + " && " + std::string(GRAFT_EXAMPLE) + " " + std::string(GRAFT_TEST_DATA) +
+                    "/models/mobilenet_v2_025/model.onnx " + path("images") + " " + path("train.txt") + " " +
+                    path("images") + " " + path("test.txt") + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  ASSERT_EQ(WEXITSTATUS(pclose(p)), 0) << out;
+  EXPECT_NE(out.find("epoch 50: train loss"), std::string::npos) << out;
+  EXPECT_NE(out.find("test accuracy"), std::string::npos) << out;
+  Graph saved = load_onnx(path("mobilenet_v2_transfer.onnx"));
+  EXPECT_EQ(saved.outputs.at(0).name, "probabilities");
+  bool conv_head = false;
+  for (const Node& n : saved.nodes) conv_head = conv_head || n.name == "head/classifier";
+  EXPECT_TRUE(conv_head);
+}
