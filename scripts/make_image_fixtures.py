@@ -52,11 +52,30 @@ def png_chunk(kind, data):
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
+def interlaced_png(img):
+    """An Adam7-interlaced RGB PNG (PIL cannot write one)."""
+    w, h = img.size
+    px = img.load()
+    raw = b""
+    for x0, y0, dx, dy in [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+                           (1, 0, 2, 2), (0, 1, 1, 2)]:
+        xs, ys = range(x0, w, dx), range(y0, h, dy)
+        if not xs or not ys:
+            continue
+        for y in ys:
+            raw += b"\x00" + bytes(c for x in xs for c in px[x, y])
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(raw))
+            + png_chunk(b"IEND", b""))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     out = lambda name: os.path.join(OUT, name)
     img = scene()
     img.save(out("rgb.png"))
+    open(out("interlaced.png"), "wb").write(interlaced_png(img))
+    assert Image.open(out("interlaced.png")).convert("RGB").tobytes() == img.tobytes()
     img.save(out("rgb.jpg"), quality=95)
     img.convert("L").save(out("grey.png"))
     img.convert("L").save(out("grey.jpg"), quality=95)

@@ -55,7 +55,10 @@ double mean_diff(const Image& a, const Image& b) {
 
 }  // namespace
 
-TEST(Decode, PngIsExact) { EXPECT_EQ(max_diff(decode_image_file(fixture("rgb.png")), scene()), 0); }
+TEST(Decode, PngIsExact) {
+  EXPECT_EQ(max_diff(decode_image_file(fixture("rgb.png")), scene()), 0);
+  EXPECT_EQ(max_diff(decode_image_file(fixture("interlaced.png")), scene()), 0);
+}
 
 TEST(Decode, JpegMatchesPil) {
   // *.pil.png: PIL's decoding of the same files (the same libjpeg-turbo).
