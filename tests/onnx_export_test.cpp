@@ -7,6 +7,8 @@
 
 #include <filesystem>
 
+#include <unistd.h>
+
 #include "graft/file.h"
 #include "graft/npy.h"
 #include "graft/onnx.h"
@@ -110,4 +112,52 @@ TEST(OnnxExport, FineTunedModelRunsTheSameInOnnxRuntime) {
   Graph back = load_onnx((dir / "model.onnx").string());
   EXPECT_EQ(back.metadata.at("graft.classes"), "a,b,c");
   fs::remove_all(dir);
+}
+
+namespace {
+
+// Runs `graph` exported to ONNX in ONNX Runtime on `input` and returns its
+// outputs in order; an empty vector when ONNX Runtime is not installed.
+std::vector<Tensor> run_in_onnx_runtime(const Graph& graph, const Tensor& input, const std::string& name) {
+  fs::path ort = fs::path(kData) / "../../tools/ort/node_modules/onnxruntime-node";
+  if (!fs::exists(ort) || std::system("node --version > /dev/null 2>&1") != 0) return {};
+  fs::path dir = fs::temp_directory_path() / ("graft_ort_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  save_onnx(graph, (dir / "model.onnx").string());
+  save_npy((dir / "input.npy").string(), input);
+  std::string cmd = "node " + (fs::path(kData) / "../../scripts/ort_reference.js").string() + " " +
+                    (dir / "model.onnx").string() + " " + (dir / "input.npy").string() + " --out " +
+                    dir.string() + " > /dev/null";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::vector<Tensor> outs;
+  for (size_t k = 0; k < graph.outputs.size(); ++k)
+    outs.push_back(load_npy((dir / ("ort_output_" + std::to_string(k) + ".npy")).string()));
+  fs::remove_all(dir);
+  return outs;
+}
+
+}  // namespace
+
+TEST(OnnxExport, TfjsModelsRunTheSameInOnnxRuntime) {
+  // A Keras-style test model (NHWC input, 'same' padding, depthwise and
+  // separable convs, BatchNorm) and, when fetched, the nsfwjs MobileNetV2.
+  std::vector<std::pair<std::string, std::string>> models = {
+      {kData + "/tfjs/convs/model.json", kData + "/tfjs/convs/in.image.npy"}};
+  fs::path nsfwjs = fs::path(kData) / "../../models/nsfwjs_mobilenet_v2/model.json";
+  if (fs::exists(nsfwjs)) models.push_back({nsfwjs.string(), kData + "/tfjs/nsfwjs/in.input_1.npy"});
+  for (const auto& [model, input_file] : models) {
+    Graph g = load_tfjs(model);
+    Tensor x = load_npy(input_file);
+    std::vector<Tensor> ort = run_in_onnx_runtime(g, x, fs::path(model).parent_path().filename().string());
+    if (ort.empty()) GTEST_SKIP() << "ONNX Runtime (tools/ort) or node is missing: run scripts/setup.sh";
+    Session s(g);
+    TensorMap ours = s.run({{g.inputs[0].name, x}});
+    for (size_t k = 0; k < g.outputs.size(); ++k) {
+      double diff = max_rel_diff(ours.at(g.outputs[k].name), ort[k]);
+      std::printf("[ export ] %s output %s: graft vs ONNX Runtime max rel diff %.3g\n", model.c_str(),
+                  g.outputs[k].name.c_str(), diff);
+      EXPECT_LT(diff, 1e-4) << model << " " << g.outputs[k].name;
+    }
+  }
 }

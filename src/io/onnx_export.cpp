@@ -76,6 +76,38 @@ void to_proto(const ValueDecl& d, onnx::ValueInfoProto* v) {
   }
 }
 
+// Writes auto_pad SAME_UPPER/SAME_LOWER of Conv and pooling nodes as explicit
+// pads for the inferred input sizes: ONNX Runtime, for one, rejects SAME
+// with dilations, and explicit pads mean the same in every runtime.
+void make_pads_explicit(Graph& g, const std::map<std::string, ValueInfo>& infos) {
+  for (Node& n : g.nodes) {
+    if (n.op_type != "Conv" && n.op_type != "AveragePool" && n.op_type != "MaxPool") continue;
+    const std::string mode = n.attr_string("auto_pad", "NOTSET");
+    if (mode != "SAME_UPPER" && mode != "SAME_LOWER") continue;
+    const Shape& x = infos.at(n.inputs[0]).shape;
+    const size_t spatial = x.size() - 2;
+    std::vector<int64_t> kernel = n.attr_ints("kernel_shape");
+    if (kernel.empty() && n.op_type == "Conv") {
+      const Shape& w = infos.at(n.inputs[1]).shape;
+      kernel.assign(w.begin() + 2, w.end());
+    }
+    std::vector<int64_t> strides = n.attr_ints("strides", std::vector<int64_t>(spatial, 1));
+    std::vector<int64_t> dilations = n.attr_ints("dilations", std::vector<int64_t>(spatial, 1));
+    if (kernel.size() != spatial) continue;
+    std::vector<int64_t> pads(2 * spatial);
+    for (size_t i = 0; i < spatial; ++i) {
+      int64_t in = x[2 + i], s = strides[i];
+      int64_t out = (in + s - 1) / s;
+      int64_t total = std::max<int64_t>((out - 1) * s + (kernel[i] - 1) * dilations[i] + 1 - in, 0);
+      int64_t small = total / 2;
+      pads[i] = mode == "SAME_UPPER" ? small : total - small;
+      pads[i + spatial] = total - pads[i];
+    }
+    n.attrs.erase("auto_pad");
+    n.attrs["pads"] = pads;
+  }
+}
+
 }  // namespace
 
 std::string serialize_onnx(const Graph& original, const OnnxExportOptions& options) {
@@ -83,6 +115,7 @@ std::string serialize_onnx(const Graph& original, const OnnxExportOptions& optio
   if (options.fold_batch_norm) fold_batch_norms(g);
   // Declare every output's dtype and shape, keeping declared symbolic dims.
   auto infos = infer_shapes(g, resolve_input_shapes(g, {}, 1));
+  make_pads_explicit(g, infos);
   for (ValueDecl& out : g.outputs) {
     const ValueInfo& info = infos.at(out.name);
     out.dtype = info.dtype;
