@@ -1,7 +1,6 @@
 // The graft command line, run as a user would: exit status and output.
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -9,24 +8,10 @@
 #include "test_util.h"
 
 using namespace graft;
+using namespace graft::test;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct CliResult {
-  int status;
-  std::string output;  // stdout and stderr
-};
-
-CliResult graft_cli(const std::string& args) {
-  std::string cmd = std::string(GRAFT_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
 
 class Cli : public ::testing::Test {
  protected:
@@ -43,7 +28,7 @@ class Cli : public ::testing::Test {
 }  // namespace
 
 TEST_F(Cli, InspectListsInputsNodesAndTotals) {
-  CliResult r = graft_cli("inspect " + path("add.onnx") + " --input-shape x=4x3");
+  CommandResult r = graft_cli("inspect " + path("add.onnx") + " --input-shape x=4x3");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("x float32 [batchx3]  -> used as 4x3"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("plus"), std::string::npos);
@@ -53,7 +38,7 @@ TEST_F(Cli, InspectListsInputsNodesAndTotals) {
 
 TEST_F(Cli, RunWritesEachOutputAsNpy) {
   save_npy(path("x.npy"), Tensor::from_vector<float>({2, 3}, {0, 0, 0, 1, 1, 1}));
-  CliResult r = graft_cli("run " + path("add.onnx") + " --input " + path("x.npy") + " --out " + path("out"));
+  CommandResult r = graft_cli("run " + path("add.onnx") + " --input " + path("x.npy") + " --out " + path("out"));
   ASSERT_EQ(r.status, 0) << r.output;
   Tensor y = load_npy(path("out/y.npy"));
   EXPECT_EQ(y.to_vector<float>(), (std::vector<float>{1, 2, 3, 2, 3, 4}));
@@ -64,7 +49,7 @@ TEST_F(Cli, RunWritesEachOutputAsNpy) {
 }
 
 TEST_F(Cli, ErrorsAreOneClearLineAndNonZero) {
-  CliResult r = graft_cli("inspect " + path("missing.onnx"));
+  CommandResult r = graft_cli("inspect " + path("missing.onnx"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("graft: error: " + path("missing.onnx") + ": cannot open file"),
             std::string::npos)

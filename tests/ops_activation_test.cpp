@@ -16,51 +16,6 @@ using namespace graft::test;
 
 namespace {
 
-// One node of type `op` with inputs x0, x1, ... and outputs y0, y1, ...
-struct OneNode {
-  std::string op;
-  int opset = 13;
-  std::map<std::string, Attribute> attrs = {};
-  std::vector<Tensor> inputs = {};  // an undefined tensor is an absent optional input
-  std::vector<int> constant = {};   // indices of inputs given as initializers
-  int outputs = 1;
-
-  Graph graph() const {
-    Graph g;
-    g.opset = opset;
-    Node n{"n", op, {}, {}, attrs};
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      std::string name = inputs[i].defined() ? "x" + std::to_string(i) : "";
-      n.inputs.push_back(name);
-      if (name.empty()) continue;
-      if (std::find(constant.begin(), constant.end(), static_cast<int>(i)) != constant.end()) {
-        g.initializers[name] = inputs[i];
-        continue;
-      }
-      std::vector<Dim> dims;
-      for (int64_t d : inputs[i].shape()) dims.push_back(Dim{d, ""});
-      g.inputs.push_back(ValueDecl{name, inputs[i].dtype(), dims});
-    }
-    for (int k = 0; k < outputs; ++k) {
-      n.outputs.push_back("y" + std::to_string(k));
-      g.outputs.push_back(ValueDecl{"y" + std::to_string(k), DType::kF32, std::nullopt});
-    }
-    g.nodes.push_back(n);
-    return g;
-  }
-
-  std::vector<Tensor> run() const {
-    Graph g = graph();
-    TensorMap feed;
-    for (const ValueDecl& in : g.inputs) feed[in.name] = inputs[std::stoi(in.name.substr(1))];
-    TensorMap out = Session(g).run(feed);
-    std::vector<Tensor> result;
-    for (int k = 0; k < outputs; ++k) result.push_back(out.at("y" + std::to_string(k)));
-    return result;
-  }
-  Tensor run1() const { return run().at(0); }
-};
-
 Tensor f32(Shape shape, std::vector<float> v) { return Tensor::from_vector<float>(shape, v); }
 Tensor f64(Shape shape, std::vector<double> v) { return Tensor::from_vector<double>(shape, v); }
 Tensor f16(Shape shape, std::vector<float> v) { return f32(shape, v).cast(DType::kF16); }

@@ -13,34 +13,6 @@ using namespace graft::test;
 
 namespace {
 
-// One node of type `op` with input x0 and outputs y0, y1, ...
-struct OneNode {
-  std::string op;
-  int opset = 13;
-  std::map<std::string, Attribute> attrs = {};
-  Tensor x = {};
-  int outputs = 1;
-
-  std::vector<Tensor> run() const {
-    Graph g;
-    g.opset = opset;
-    Node n{"n", op, {"x0"}, {}, attrs};
-    std::vector<Dim> dims;
-    for (int64_t d : x.shape()) dims.push_back(Dim{d, ""});
-    g.inputs.push_back(ValueDecl{"x0", x.dtype(), dims});
-    for (int k = 0; k < outputs; ++k) {
-      n.outputs.push_back(fmt::format("y{}", k));
-      g.outputs.push_back(ValueDecl{n.outputs.back(), DType::kF32, std::nullopt});
-    }
-    g.nodes.push_back(n);
-    TensorMap out = Session(g).run({{"x0", x}});
-    std::vector<Tensor> result;
-    for (int k = 0; k < outputs; ++k) result.push_back(out.at(fmt::format("y{}", k)));
-    return result;
-  }
-  Tensor run1() const { return run().at(0); }
-};
-
 Tensor iota(Shape shape, float start = 1) {
   Tensor t(DType::kF32, std::move(shape));
   for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = start + static_cast<float>(i);
@@ -58,10 +30,10 @@ TEST(AveragePool, CeilModeWithPadding) {
                                         {"pads", Shape{1, 1}},
                                         {"ceil_mode", int64_t{1}}};
   Tensor x = iota({1, 1, 6});
-  EXPECT_EQ(OneNode({"AveragePool", 11, a, x}).run1().to_vector<float>(),
+  EXPECT_EQ(OneNode({"AveragePool", 11, a, {x}}).run1().to_vector<float>(),
             (std::vector<float>{1.5f, 3, 5, 6}));
   a["count_include_pad"] = int64_t{1};
-  EXPECT_EQ(OneNode({"AveragePool", 11, a, x}).run1().to_vector<float>(),
+  EXPECT_EQ(OneNode({"AveragePool", 11, a, {x}}).run1().to_vector<float>(),
             (std::vector<float>{1, 3, 5, 3}));
 }
 
@@ -73,13 +45,13 @@ TEST(AveragePool, CeilModeDropsWindowStartingInPadding) {
                                         {"strides", Shape{2}},
                                         {"pads", Shape{1, 1}},
                                         {"ceil_mode", int64_t{1}}};
-  EXPECT_EQ(OneNode({"AveragePool", 11, a, iota({1, 1, 5})}).run1().to_vector<float>(),
+  EXPECT_EQ(OneNode({"AveragePool", 11, a, {iota({1, 1, 5})}}).run1().to_vector<float>(),
             (std::vector<float>{1, 2.5f, 4.5f}));
 }
 
 TEST(AveragePool, DoubleAndDilations) {
   Tensor x = iota({1, 1, 5}).cast(DType::kF64);
-  OneNode n{"AveragePool", 19, {{"kernel_shape", Shape{2}}, {"dilations", Shape{3}}}, x};
+  OneNode n{"AveragePool", 19, {{"kernel_shape", Shape{2}}, {"dilations", Shape{3}}}, {x}};
   Tensor y = n.run1();
   EXPECT_EQ(y.dtype(), DType::kF64);
   EXPECT_EQ(y.to_vector<double>(), (std::vector<double>{2.5, 3.5}));  // (1+4)/2, (2+5)/2
@@ -96,7 +68,8 @@ TEST(MaxPool, IndicesCountBatchAndChannels) {
   OneNode n{"MaxPool",
             12,
             {{"kernel_shape", Shape{2, 2}}, {"strides", Shape{2, 2}}, {"ceil_mode", int64_t{1}}},
-            x,
+            {x},
+            {},
             2};
   std::vector<Tensor> y = n.run();
   EXPECT_EQ(y[0].shape(), (Shape{2, 2, 2, 2}));
@@ -115,7 +88,8 @@ TEST(MaxPool, IndicesInColumnMajorOrder) {
              {"strides", Shape{2, 2}},
              {"ceil_mode", int64_t{1}},
              {"storage_order", int64_t{1}}},
-            x,
+            {x},
+            {},
             2};
   EXPECT_EQ(n.run()[1].to_vector<int64_t>(), (std::vector<int64_t>{3, 7, 5, 8}));
 }
@@ -123,7 +97,7 @@ TEST(MaxPool, IndicesInColumnMajorOrder) {
 // Padding never wins a max, even when every value is negative.
 TEST(MaxPool, Int8AndNegativeValuesWithPadding) {
   Tensor x = Tensor::from_vector<int8_t>({1, 1, 4}, {-7, -3, -128, -5});
-  OneNode n{"MaxPool", 12, {{"kernel_shape", Shape{2}}, {"pads", Shape{1, 1}}}, x};
+  OneNode n{"MaxPool", 12, {{"kernel_shape", Shape{2}}, {"pads", Shape{1, 1}}}, {x}};
   Tensor y = n.run1();
   EXPECT_EQ(y.dtype(), DType::kI8);
   EXPECT_EQ(y.to_vector<int>(), (std::vector<int>{-7, -3, -3, -5, -5}));
@@ -139,27 +113,27 @@ TEST(MaxPool, DilationStrideCeilMode) {
              {"strides", Shape{3}},
              {"pads", Shape{2, 2}},
              {"ceil_mode", int64_t{1}}},
-            iota({1, 1, 10})};
+            {iota({1, 1, 10})}};
   // taps -2,0,2 -> 1,3; 1,3,5 -> 6; 4,6,8 -> 9; 7,9,11 -> 10
   EXPECT_EQ(n.run1().to_vector<float>(), (std::vector<float>{3, 6, 9, 10}));
 }
 
 TEST(GlobalPool, AnyRank) {
   Tensor x = iota({2, 2, 2, 1, 3});
-  Tensor avg = OneNode{"GlobalAveragePool", 1, {}, x}.run1();
+  Tensor avg = OneNode{"GlobalAveragePool", 1, {}, {x}}.run1();
   EXPECT_EQ(avg.shape(), (Shape{2, 2, 1, 1, 1}));
   EXPECT_EQ(avg.to_vector<float>(), (std::vector<float>{3.5f, 9.5f, 15.5f, 21.5f}));
-  Tensor mx = OneNode{"GlobalMaxPool", 1, {}, iota({1, 3, 2}, -10)}.run1();
+  Tensor mx = OneNode{"GlobalMaxPool", 1, {}, {iota({1, 3, 2}, -10)}}.run1();
   EXPECT_EQ(mx.shape(), (Shape{1, 3, 1}));
   EXPECT_EQ(mx.to_vector<float>(), (std::vector<float>{-9, -7, -5}));
-  Tensor d = OneNode{"GlobalAveragePool", 1, {}, iota({1, 2}).cast(DType::kF64)}.run1();
+  Tensor d = OneNode{"GlobalAveragePool", 1, {}, {iota({1, 2}).cast(DType::kF64)}}.run1();
   EXPECT_EQ(d.to_vector<double>(), (std::vector<double>{1, 2}));
 }
 
 TEST(Pool, Errors) {
   Tensor x = iota({1, 1, 4, 4});
   auto pool = [](const char* op, std::map<std::string, Attribute> a, Tensor in) {
-    return [op, a, in] { OneNode{op, 12, a, in}.run(); };
+    return [op, a, in] { OneNode{op, 12, a, {in}}.run(); };
   };
   Shape k = {2, 2};
   using K = ErrorKind;

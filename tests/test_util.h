@@ -1,14 +1,23 @@
-// Helpers shared by the tests: a tiny ONNX model built in code, and an
-// assertion that a call throws a graft::Error of a given kind and text.
+// Helpers shared by the tests: a tiny ONNX model built in code, an assertion
+// that a call throws a graft::Error of a given kind and text, a one-node graph
+// run through a Session, and a shell command run for its status and output.
 #pragma once
 
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
+#include <sys/wait.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <functional>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "graft/error.h"
+#include "graft/graph.h"
+#include "graft/session.h"
+#include "graft/tensor.h"
 
 namespace graft::test {
 
@@ -52,6 +61,83 @@ inline void expect_error(const std::function<void()>& fn, ErrorKind kind, const 
     EXPECT_EQ(e.kind(), kind) << e.what();
     EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
   }
+}
+
+// One node of type `op` with inputs x0, x1, ... and outputs y0, y1, ...
+struct OneNode {
+  std::string op;
+  int opset = 13;
+  std::map<std::string, Attribute> attrs = {};
+  std::vector<Tensor> inputs = {};  // an undefined tensor is an absent optional input
+  std::vector<int> constant = {};   // indices of inputs given as initializers
+  int outputs = 1;
+
+  bool is_constant(size_t i) const {
+    return std::find(constant.begin(), constant.end(), static_cast<int>(i)) != constant.end();
+  }
+
+  Graph graph() const {
+    Graph g;
+    g.opset = opset;
+    Node n{"n", op, {}, {}, attrs};
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      std::string name = inputs[i].defined() ? "x" + std::to_string(i) : "";
+      n.inputs.push_back(name);
+      if (name.empty()) continue;
+      if (is_constant(i)) {
+        g.initializers[name] = inputs[i];
+        continue;
+      }
+      std::vector<Dim> dims;
+      for (int64_t d : inputs[i].shape()) dims.push_back(Dim{d, ""});
+      g.inputs.push_back(ValueDecl{name, inputs[i].dtype(), dims});
+    }
+    // The declared dtype is not checked: the session infers the real one.
+    for (int k = 0; k < outputs; ++k) {
+      n.outputs.push_back("y" + std::to_string(k));
+      g.outputs.push_back(ValueDecl{n.outputs.back(), DType::kF32, std::nullopt});
+    }
+    g.nodes.push_back(n);
+    return g;
+  }
+
+  // The inputs that graph() leaves to be fed at run time, by name.
+  TensorMap feed() const {
+    TensorMap fed;
+    for (size_t i = 0; i < inputs.size(); ++i)
+      if (inputs[i].defined() && !is_constant(i)) fed["x" + std::to_string(i)] = inputs[i];
+    return fed;
+  }
+
+  std::vector<Tensor> run() const {
+    TensorMap out = Session(graph()).run(feed());
+    std::vector<Tensor> result;
+    for (int k = 0; k < outputs; ++k) result.push_back(out.at("y" + std::to_string(k)));
+    return result;
+  }
+  Tensor run1() const { return run().at(0); }
+};
+
+struct CommandResult {
+  int status;
+  std::string output;  // stdout and stderr
+};
+
+// Runs `shell_command` with stderr joined to stdout.
+inline CommandResult run_command(const std::string& shell_command) {
+  std::string cmd = shell_command + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
+// The graft command line with `args`, run as a user would (GRAFT_BINARY comes
+// from tests/CMakeLists.txt).
+inline CommandResult graft_cli(const std::string& args) {
+  return run_command(std::string(GRAFT_BINARY) + " " + args);
 }
 
 }  // namespace graft::test

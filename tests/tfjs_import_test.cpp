@@ -185,21 +185,13 @@ TEST(TfjsImport, CutAtAnIntermediateLayer) {
 TEST(TfjsImport, CommandLineInspectsAndRunsModelJson) {
   std::string dir = fixture("convs");
   fs::path out = fs::temp_directory_path() / ("graft_tfjs_cli_" + std::to_string(::getpid()));
-  auto run = [](const std::string& args) {
-    std::string cmd = std::string(GRAFT_BINARY) + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string text;
-    char buf[4096];
-    while (size_t n = fread(buf, 1, sizeof buf, p)) text.append(buf, n);
-    return std::make_pair(WEXITSTATUS(pclose(p)), text);
-  };
-  auto [status, text] = run("inspect " + dir + "model.json");
-  EXPECT_EQ(status, 0) << text;
-  EXPECT_NE(text.find("image float32 [batchx9x9x3]"), std::string::npos) << text;
-  EXPECT_NE(text.find("sep/depthwise"), std::string::npos) << text;
-  std::tie(status, text) =
-      run("run " + dir + "model.json --input " + dir + "in.image.npy --out " + out.string());
-  ASSERT_EQ(status, 0) << text;
+  test::CommandResult r = test::graft_cli("inspect " + dir + "model.json");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("image float32 [batchx9x9x3]"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("sep/depthwise"), std::string::npos) << r.output;
+  r = test::graft_cli("run " + dir + "model.json --input " + dir + "in.image.npy --out " +
+                      out.string());
+  ASSERT_EQ(r.status, 0) << r.output;
   Diff d = compare(load_npy((out / "cat.npy").string()), load_npy(dir + "out.cat.npy"));
   EXPECT_LE(d.max_abs, kTolerance * d.max_ref);
   fs::remove_all(out);

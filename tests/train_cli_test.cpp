@@ -15,26 +15,13 @@
 #include "graft/report.h"
 #include "graft/session.h"
 #include "graft/transfer.h"
+#include "test_util.h"
 
 using namespace graft;
+using namespace graft::test;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct CliResult {
-  int status;
-  std::string output;
-};
-
-CliResult graft_cli(const std::string& args) {
-  std::string cmd = std::string(GRAFT_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
 
 // Two classes of 40×40 noisy images: dark red and bright cyan.
 class TrainCli : public ::testing::Test {
@@ -86,7 +73,7 @@ std::vector<std::string> lines(const std::string& file) {
 TEST_F(TrainCli, SeedFormWritesEveryOutputAndLearns) {
   // An early cut: this test model's weights are random, and its deep
   // features say little about colour; the cut's output gets pooled.
-  CliResult r = graft_cli(seed_args("run") + " --epochs 20 --lr 0.01 --cut /features/features.2/conv/conv.2/Conv");
+  CommandResult r = graft_cli(seed_args("run") + " --epochs 20 --lr 0.01 --cut /features/features.2/conv/conv.2/Conv");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("epoch  20/20"), std::string::npos) << r.output;  // one plain line per epoch
   EXPECT_NE(r.output.find("test accuracy 1.0000 (8 images)"), std::string::npos) << r.output;
@@ -102,15 +89,15 @@ TEST_F(TrainCli, SeedFormWritesEveryOutputAndLearns) {
   std::string report = read_file(path("run/report.html"));
   EXPECT_NE(report.find("blue"), std::string::npos);
 
-  CliResult p = graft_cli("predict " + path("run/model.onnx") + " \"" + path("images/img 17.png") + "\" --top 2");
+  CommandResult p = graft_cli("predict " + path("run/model.onnx") + " \"" + path("images/img 17.png") + "\" --top 2");
   ASSERT_EQ(p.status, 0) << p.output;
   EXPECT_NE(p.output.find("img 17.png\n  blue"), std::string::npos) << p.output;  // image 17 is blue
-  CliResult e = graft_cli("eval " + path("run/model.onnx") + " --list " + path("test.txt") + " --dir " + path("images"));
+  CommandResult e = graft_cli("eval " + path("run/model.onnx") + " --list " + path("test.txt") + " --dir " + path("images"));
   ASSERT_EQ(e.status, 0) << e.output;
   EXPECT_NE(e.output.find("8 images: accuracy 1.0000"), std::string::npos) << e.output;
 
   // export rebuilds the same served model from the checkpoint alone.
-  CliResult x = graft_cli("export " + path("run/checkpoint.ckpt") + " --out " + path("exported.onnx"));
+  CommandResult x = graft_cli("export " + path("run/checkpoint.ckpt") + " --out " + path("exported.onnx"));
   ASSERT_EQ(x.status, 0) << x.output;
   Tensor input = load_image(path("images/img 3.png"), preprocess_for(served)).reshaped({1, 3, 64, 64});
   Tensor a = Session(served).run({{served.inputs[0].name, input}}).at("probabilities");
@@ -125,7 +112,7 @@ TEST_F(TrainCli, ResumeGivesTheUninterruptedRun) {
   const std::string recipe = " --schedule constant --dropout 0.3 --hidden 8";
   ASSERT_EQ(graft_cli(seed_args("whole") + recipe + " --epochs 5").status, 0);
   ASSERT_EQ(graft_cli(seed_args("parts") + recipe + " --epochs 2").status, 0);
-  CliResult r = graft_cli(seed_args("parts") + recipe + " --epochs 5 --resume");
+  CommandResult r = graft_cli(seed_args("parts") + recipe + " --epochs 5 --resume");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(lines(path("parts/metrics.jsonl")).size(), 5u);
   // Same losses and accuracies epoch by epoch (the timing fields differ).
@@ -146,7 +133,7 @@ TEST_F(TrainCli, ImageFolderLayout) {
              fs::copy_options::overwrite_existing);
     ++i;
   }
-  CliResult r = graft_cli("train " + std::string(GRAFT_TEST_DATA) + "/models/mobilenet_v2_025/model.onnx --train-folder " +
+  CommandResult r = graft_cli("train " + std::string(GRAFT_TEST_DATA) + "/models/mobilenet_v2_025/model.onnx --train-folder " +
                           path("folder") + " --val-split 0.25 --epochs 2 --no-cache --out " + path("folder_run"));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("12 training, 4 validation, 0 test images, 2 classes"), std::string::npos) << r.output;
@@ -157,7 +144,7 @@ TEST_F(TrainCli, BadInputIsOneLineAndKeepsEarlierOutputs) {
   ASSERT_EQ(graft_cli(seed_args("keep") + " --epochs 1").status, 0);
   std::string model_before = read_file(path("keep/model.onnx"));
   std::ofstream(path("bad.txt")) << "img 0.png 0\nmissing.png 1\n";
-  CliResult r = graft_cli("train " + std::string(GRAFT_TEST_DATA) + "/models/mobilenet_v2_025/model.onnx " +
+  CommandResult r = graft_cli("train " + std::string(GRAFT_TEST_DATA) + "/models/mobilenet_v2_025/model.onnx " +
                           path("images") + " " + path("bad.txt") + " " + path("images") + " " + path("test.txt") +
                           " --no-cache --epochs 1 --out " + path("keep"));
   EXPECT_EQ(r.status, 1);
@@ -188,13 +175,13 @@ TEST_F(TrainCli, FeatureCacheIsReusedPerCutAndNeverAcrossCuts) {
   const std::string cache = " --cache-dir " + path("cache");
   const std::string base = seed_args("cached");
   std::string args = base.substr(0, base.find(" --no-cache")) + base.substr(base.find(" --no-cache") + 11);
-  CliResult a = graft_cli(args + cache + " --epochs 1 --cut /features/features.2/conv/conv.2/Conv");
+  CommandResult a = graft_cli(args + cache + " --epochs 1 --cut /features/features.2/conv/conv.2/Conv");
   ASSERT_EQ(a.status, 0) << a.output;
   EXPECT_NE(a.output.find("24 computed, 0 from the cache"), std::string::npos) << a.output;
-  CliResult b = graft_cli(args + cache + " --epochs 1 --cut /features/features.2/conv/conv.2/Conv");
+  CommandResult b = graft_cli(args + cache + " --epochs 1 --cut /features/features.2/conv/conv.2/Conv");
   EXPECT_NE(b.output.find("0 computed, 24 from the cache"), std::string::npos) << b.output;
   // Another inner cut is pooled at the same graph value: it must not be served the first cut's rows.
-  CliResult c = graft_cli(args + cache + " --epochs 1 --cut /features/features.3/Add");
+  CommandResult c = graft_cli(args + cache + " --epochs 1 --cut /features/features.3/Add");
   ASSERT_EQ(c.status, 0) << c.output;
   EXPECT_NE(c.output.find("24 computed, 0 from the cache"), std::string::npos) << c.output;
 }
@@ -202,12 +189,9 @@ TEST_F(TrainCli, FeatureCacheIsReusedPerCutAndNeverAcrossCuts) {
 TEST_F(TrainCli, TheSeedsProgramInGraftsApi) {
   std::string cmd = "cd " + path("") + " && " + std::string(GRAFT_EXAMPLE) + " " + std::string(GRAFT_TEST_DATA) +
                     "/models/mobilenet_v2_025/model.onnx " + path("images") + " " + path("train.txt") + " " +
-                    path("images") + " " + path("test.txt") + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  ASSERT_EQ(WEXITSTATUS(pclose(p)), 0) << out;
+                    path("images") + " " + path("test.txt");
+  auto [status, out] = run_command(cmd);
+  ASSERT_EQ(status, 0) << out;
   EXPECT_NE(out.find("epoch 50: train loss"), std::string::npos) << out;
   EXPECT_NE(out.find("test accuracy"), std::string::npos) << out;
   Graph saved = load_onnx(path("mobilenet_v2_transfer.onnx"));
