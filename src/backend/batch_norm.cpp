@@ -30,6 +30,8 @@ struct NormCase {
     normalization_flags f = normalization_flags::use_scale | normalization_flags::use_shift;
     return batch_statistics ? f : f | normalization_flags::use_global_stats;
   }
+  // Two or three passes over x.
+  int64_t cost() const { return elements_cost(3 * shape_numel(Shape(x.begin(), x.end()))); }
   std::string key(const char* what) const {
     return fmt::format("{} x{} e{} b{}", what, key_dims(x), epsilon, batch_statistics);
   }
@@ -113,12 +115,14 @@ bool batch_norm_forward(const ops::KernelContext& c, bool batch_statistics) {
   memory::desc x_md = plain_md(k->x), stat_md = plain_md({k->channels});
   memory mean = batch_statistics ? scratch(stat_md, kExtraSlot) : channel_memory(*k, c.in(kMean));
   memory var = batch_statistics ? scratch(stat_md, kWorkspaceSlot) : channel_memory(*k, c.in(kVar));
-  execute(*prim, {{DNNL_ARG_SRC, wrap(x_md, c.in(kX))},
-                  {DNNL_ARG_DST, wrap(x_md, c.out(0))},
-                  {DNNL_ARG_SCALE, channel_memory(*k, c.in(kScale))},
-                  {DNNL_ARG_SHIFT, channel_memory(*k, c.in(kBias))},
-                  {DNNL_ARG_MEAN, mean},
-                  {DNNL_ARG_VARIANCE, var}});
+  execute(*prim,
+          {{DNNL_ARG_SRC, wrap(x_md, c.in(kX))},
+           {DNNL_ARG_DST, wrap(x_md, c.out(0))},
+           {DNNL_ARG_SCALE, channel_memory(*k, c.in(kScale))},
+           {DNNL_ARG_SHIFT, channel_memory(*k, c.in(kBias))},
+           {DNNL_ARG_MEAN, mean},
+           {DNNL_ARG_VARIANCE, var}},
+          k->cost());
   if (batch_statistics) {
     double momentum = c.node.attr_float("momentum", 0.9f);
     int64_t count = c.in(kX).numel() / k->channels;
@@ -149,25 +153,29 @@ bool batch_norm_backward(const ops::BackwardContext& c, bool batch_statistics) {
   if (batch_statistics) {
     mean = scratch(stat_md, kExtraSlot);
     var = scratch(stat_md, kWorkspaceSlot);
-    execute(e->forward, {{DNNL_ARG_SRC, x},
-                         {DNNL_ARG_DST, scratch(x_md, kDstSlot)},
-                         {DNNL_ARG_SCALE, scale},
-                         {DNNL_ARG_SHIFT, shift},
-                         {DNNL_ARG_MEAN, mean},
-                         {DNNL_ARG_VARIANCE, var}});
+    execute(e->forward,
+            {{DNNL_ARG_SRC, x},
+             {DNNL_ARG_DST, scratch(x_md, kDstSlot)},
+             {DNNL_ARG_SCALE, scale},
+             {DNNL_ARG_SHIFT, shift},
+             {DNNL_ARG_MEAN, mean},
+             {DNNL_ARG_VARIANCE, var}},
+            k->cost());
   }
   auto grad_or_scratch = [&](int i, const memory::desc& md, Slot slot) {
     return c.wants_grad(i) ? wrap(md, c.grad_in(i)) : scratch(md, slot);
   };
-  execute(e->backward, {{DNNL_ARG_SRC, x},
-                        {DNNL_ARG_MEAN, mean},
-                        {DNNL_ARG_VARIANCE, var},
-                        {DNNL_ARG_SCALE, scale},
-                        {DNNL_ARG_SHIFT, shift},  // unused, but oneDNN 2.6 insists on it
-                        {DNNL_ARG_DIFF_DST, wrap(x_md, c.grad_out(0))},
-                        {DNNL_ARG_DIFF_SRC, grad_or_scratch(kX, x_md, kDiffSrcSlot)},
-                        {DNNL_ARG_DIFF_SCALE, grad_or_scratch(kScale, stat_md, kDiffWeightsSlot)},
-                        {DNNL_ARG_DIFF_SHIFT, grad_or_scratch(kBias, stat_md, kDiffBiasSlot)}});
+  execute(e->backward,
+          {{DNNL_ARG_SRC, x},
+           {DNNL_ARG_MEAN, mean},
+           {DNNL_ARG_VARIANCE, var},
+           {DNNL_ARG_SCALE, scale},
+           {DNNL_ARG_SHIFT, shift},  // unused, but oneDNN 2.6 insists on it
+           {DNNL_ARG_DIFF_DST, wrap(x_md, c.grad_out(0))},
+           {DNNL_ARG_DIFF_SRC, grad_or_scratch(kX, x_md, kDiffSrcSlot)},
+           {DNNL_ARG_DIFF_SCALE, grad_or_scratch(kScale, stat_md, kDiffWeightsSlot)},
+           {DNNL_ARG_DIFF_SHIFT, grad_or_scratch(kBias, stat_md, kDiffBiasSlot)}},
+          k->cost());
   count_served();
   return true;
 }

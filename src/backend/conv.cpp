@@ -7,6 +7,7 @@
 // graft's plain NCHW on both sides it falls back to im2col + GEMM, 5x
 // slower on those shapes even counting the reorders at each end that
 // choosing freely costs. The reordered copies live in per-thread scratch.
+#include <algorithm>
 #include <optional>
 
 #include "backend/backend.h"
@@ -25,6 +26,20 @@ struct ConvCase {
   Dims x, w, b, y;  // w is (group, C_out / group, C_in / group, k...) when grouped
   Dims strides, dilates, pad_l, pad_r;
   bool bias = false;
+
+  // Multiply-adds of one pass (forward, backward data or backward weights).
+  int64_t macs() const {
+    return shape_numel(Shape(y.begin(), y.end())) / y[1] * shape_numel(Shape(w.begin(), w.end()));
+  }
+
+  // 1x1 kernel, unit strides, no padding, one group.
+  bool pointwise() const {
+    bool unit = w.size() == x.size();  // not grouped
+    for (size_t i = 2; i < w.size(); ++i) unit = unit && w[i] == 1;
+    for (size_t i = 0; i < strides.size(); ++i)
+      unit = unit && strides[i] == 1 && pad_l[i] == 0 && pad_r[i] == 0;
+    return unit;
+  }
 
   std::string key(const char* what) const {
     return fmt::format("{} x{} w{} y{} b{} s{} d{} l{} r{}", what, key_dims(x), key_dims(w),
@@ -65,6 +80,7 @@ dnnl::convolution_forward::desc forward_desc(const ConvCase& k, prop_kind prop) 
 }
 
 struct ConvForward {
+  int64_t cost = 0;
   dnnl::convolution_forward prim;
   memory::desc x_md, w_md, b_md, y_md;  // graft's plain layouts
   Reorder x_in, w_in, y_out;
@@ -74,6 +90,7 @@ std::shared_ptr<ConvForward> build_forward(const ConvCase& k) {
   dnnl::convolution_forward::primitive_desc pd(forward_desc(k, prop_kind::forward_inference),
                                                engine());
   auto e = std::make_shared<ConvForward>();
+  e->cost = macs_cost(k.macs());
   e->prim = dnnl::convolution_forward(pd);
   e->x_md = plain_md(k.x);
   e->w_md = plain_md(k.w);
@@ -85,8 +102,61 @@ std::shared_ptr<ConvForward> build_forward(const ConvCase& k) {
   return e;
 }
 
+// A pointwise convolution is, image by image, the matrix product
+// Y[n] (C_out x HW) = W (C_out x C_in) . X[n] (C_in x HW) on graft's own
+// layout, which oneDNN's matmul computes without any reorder: 2-3x faster
+// than the convolution primitive with its reorders on MobileNetV2's
+// pointwise layers at 28x28 and larger, within 20% at 7x7. The bias is
+// written into Y first and the product added to it (a sum post-op): the
+// matmul's own bias would be per row here, which its fast kernel lacks.
+struct Pointwise {
+  int64_t cost = 0;  // per image
+  dnnl::matmul prim;
+  memory::desc w_md, x_md, y_md;  // one image's matrices
+};
+
+std::shared_ptr<Pointwise> build_pointwise(const ConvCase& k) {
+  int64_t out_c = k.y[1], in_c = k.x[1];
+  int64_t plane = shape_numel(Shape(k.x.begin() + 2, k.x.end()));
+  auto e = std::make_shared<Pointwise>();
+  e->w_md = plain_md({out_c, in_c});
+  e->x_md = plain_md({in_c, plane});
+  e->y_md = plain_md({out_c, plane});
+  e->cost = macs_cost(out_c * in_c * plane);
+  dnnl::primitive_attr attr;
+  if (k.bias) {
+    dnnl::post_ops ops;
+    ops.append_sum(1.0f);
+    attr.set_post_ops(ops);
+  }
+  e->prim = dnnl::matmul(
+      dnnl::matmul::primitive_desc(dnnl::matmul::desc(e->w_md, e->x_md, e->y_md), attr, engine()));
+  return e;
+}
+
+void run_pointwise(const Pointwise& e, const ops::KernelContext& c, const ConvCase& k) {
+  int64_t out_c = k.y[1], in_c = k.x[1];
+  int64_t plane = shape_numel(Shape(k.x.begin() + 2, k.x.end()));
+  const float* x = c.in(0).data<float>();
+  float* y = c.out(0).data<float>();
+  memory w = wrap(e.w_md, c.in(1));
+  for (int64_t n = 0; n < k.x[0]; ++n) {
+    float* yn = y + n * out_c * plane;
+    if (k.bias) {
+      const float* b = c.in(2).data<float>();
+      for (int64_t o = 0; o < out_c; ++o) std::fill_n(yn + o * plane, plane, b[o]);
+    }
+    execute(e.prim,
+            {{DNNL_ARG_SRC, w},
+             {DNNL_ARG_WEIGHTS, wrap(e.x_md, x + n * in_c * plane)},
+             {DNNL_ARG_DST, wrap(e.y_md, yn)}},
+            e.cost);
+  }
+}
+
 // Backward descriptors take a forward one as the hint, as oneDNN asks.
 struct ConvBackward {
+  int64_t cost = 0;
   dnnl::convolution_backward_data data;
   dnnl::convolution_backward_weights weights;
   memory::desc x_md, w_md, b_md, y_md;
@@ -107,6 +177,7 @@ std::shared_ptr<ConvBackward> build_backward(const ConvCase& k) {
                                                k.dilates, k.pad_l, k.pad_r),
       engine(), hint);
   auto e = std::make_shared<ConvBackward>();
+  e->cost = macs_cost(k.macs());
   e->data = dnnl::convolution_backward_data(data_pd);
   e->weights = dnnl::convolution_backward_weights(weights_pd);
   e->x_md = plain_md(k.x);
@@ -127,7 +198,8 @@ void backward_data(const ConvBackward& e, const ops::BackwardContext& c, const m
   memory w = e.w_to_data.to(wrap(e.w_md, c.in(1)), kWeightsSlot);
   memory dx_user = wrap(e.x_md, c.grad_in(0));
   memory dx = output_memory(e.dx_out, dx_user, kDiffSrcSlot);
-  execute(e.data, {{DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DIFF_SRC, dx}});
+  execute(e.data, {{DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DIFF_SRC, dx}},
+          e.cost);
   e.dx_out.into(dx, dx_user);
 }
 
@@ -138,10 +210,12 @@ void backward_weights(const ConvBackward& e, const ops::BackwardContext& c, cons
   memory dw_user = c.wants_grad(1) ? wrap(e.w_md, c.grad_in(1)) : scratch(e.w_md, kExtraSlot);
   memory dw = output_memory(e.dw_out, dw_user, kDiffWeightsSlot);
   memory db = c.wants_grad(2) ? wrap(e.b_md, c.grad_in(2)) : scratch(e.b_md, kDiffBiasSlot);
-  execute(e.weights, {{DNNL_ARG_SRC, x},
-                      {DNNL_ARG_DIFF_DST, dy},
-                      {DNNL_ARG_DIFF_WEIGHTS, dw},
-                      {DNNL_ARG_DIFF_BIAS, db}});
+  execute(e.weights,
+          {{DNNL_ARG_SRC, x},
+           {DNNL_ARG_DIFF_DST, dy},
+           {DNNL_ARG_DIFF_WEIGHTS, dw},
+           {DNNL_ARG_DIFF_BIAS, db}},
+          e.cost);
   if (c.wants_grad(1)) e.dw_out.into(dw, dw_user);
 }
 
@@ -152,6 +226,14 @@ bool conv_forward(const ops::KernelContext& c) {
   if (!enabled() || !all_f32({&c.in(0), &c.in(1), bias})) return false;
   std::optional<ConvCase> k = conv_case(c.node, c.in(0), c.in(1), bias != nullptr);
   if (!k) return false;
+  if (k->pointwise()) {
+    auto p = cached<Pointwise>(k->key("pointwise"), [&] { return build_pointwise(*k); });
+    if (p) {
+      run_pointwise(*p, c, *k);
+      count_served();
+      return true;
+    }
+  }
   auto e = cached<ConvForward>(k->key("conv"), [&] { return build_forward(*k); });
   if (!e) return false;
   memory x = e->x_in.to(wrap(e->x_md, c.in(0)), kSrcSlot);
@@ -160,7 +242,7 @@ bool conv_forward(const ops::KernelContext& c) {
   memory y = output_memory(e->y_out, y_user, kDstSlot);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, y}};
   if (bias) args[DNNL_ARG_BIAS] = wrap(e->b_md, *bias);
-  execute(e->prim, args);
+  execute(e->prim, args, e->cost);
   e->y_out.into(y, y_user);
   count_served();
   return true;

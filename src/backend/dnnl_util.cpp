@@ -65,6 +65,9 @@ namespace {
 
 thread_local int64_t t_served = 0;
 
+// Below this estimated run time (ns) a primitive runs on one thread.
+constexpr int64_t kParallelCost = 30'000;
+
 // Entries are kept until this many exist on a thread; then the cache starts
 // over (a program that sees that many shapes is not in a steady loop).
 constexpr size_t kCacheCapacity = 2048;
@@ -131,10 +134,14 @@ memory scratch(const memory::desc& md, Slot slot) {
   return memory(md, engine(), b.data.get());
 }
 
-void execute(const dnnl::primitive& p, const std::unordered_map<int, memory>& args) {
+int64_t macs_cost(int64_t multiply_adds) { return multiply_adds / 16; }  // ~32 GFLOP/s
+
+int64_t elements_cost(int64_t elements) { return elements / 2; }  // ~8 GB/s in and out
+
+void execute(const dnnl::primitive& p, const std::unordered_map<int, memory>& args, int64_t cost) {
   // OpenMP's thread count is a per-thread setting: apply graft's on the
   // thread that runs the primitive.
-  int want = num_threads();
+  int want = cost < kParallelCost ? 1 : num_threads();
   if (omp_get_max_threads() != want) omp_set_num_threads(want);
   dnnl::stream& s = thread_stream();
   p.execute(s, args);
@@ -149,12 +156,14 @@ Reorder::Reorder(const memory::desc& from, const memory::desc& to) : from_(from)
 memory Reorder::to(const memory& from, Slot slot) const {
   if (!prim_) return from;
   memory out = scratch(to_, slot);
-  execute(*prim_, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, out}});
+  execute(*prim_, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, out}}, elements_cost(to_.get_size() / 4));
   return out;
 }
 
 void Reorder::into(const memory& from, const memory& to) const {
-  if (prim_) execute(*prim_, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+  if (prim_)
+    execute(*prim_, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}},
+            elements_cost(from_.get_size() / 4));
 }
 
 memory output_memory(const Reorder& back, const memory& user, Slot slot) {

@@ -63,9 +63,15 @@ enum Slot {
 };
 memory scratch(const memory::desc& md, Slot slot);
 
-// Runs a primitive on this thread's stream with graft's thread count and
-// waits for it.
-void execute(const dnnl::primitive& p, const std::unordered_map<int, memory>& args);
+// A primitive's rough run time on one core, in nanoseconds: what decides
+// whether it is worth more threads.
+int64_t macs_cost(int64_t multiply_adds);  // compute-bound: convolutions, products
+int64_t elements_cost(int64_t elements);   // memory-bound: element-wise, reorders
+
+// Runs a primitive on this thread's stream and waits for it. Small ones run
+// on one thread: waking the other threads costs more than it saves, and on
+// a busy machine a descheduled thread stalls the whole team at its barrier.
+void execute(const dnnl::primitive& p, const std::unordered_map<int, memory>& args, int64_t cost);
 
 // A copy between a tensor's plain layout and the layout a primitive chose;
 // nothing when the two agree.

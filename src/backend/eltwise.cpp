@@ -55,7 +55,8 @@ bool eltwise_forward(const ops::KernelContext& c, const Eltwise& f) {
   });
   if (!prim) return false;
   memory::desc md = plain_md({n});
-  execute(*prim, {{DNNL_ARG_SRC, wrap(md, x)}, {DNNL_ARG_DST, wrap(md, c.out(0))}});
+  execute(*prim, {{DNNL_ARG_SRC, wrap(md, x)}, {DNNL_ARG_DST, wrap(md, c.out(0))}},
+          elements_cost(n));
   count_served();
   return true;
 }
@@ -75,9 +76,11 @@ bool eltwise_backward(const ops::BackwardContext& c, const Eltwise& f) {
   });
   if (!prim) return false;
   memory::desc md = plain_md({n});
-  execute(*prim, {{DNNL_ARG_SRC, wrap(md, x)},
-                  {DNNL_ARG_DIFF_DST, wrap(md, c.grad_out(0))},
-                  {DNNL_ARG_DIFF_SRC, wrap(md, c.grad_in(0))}});
+  execute(*prim,
+          {{DNNL_ARG_SRC, wrap(md, x)},
+           {DNNL_ARG_DIFF_DST, wrap(md, c.grad_out(0))},
+           {DNNL_ARG_DIFF_SRC, wrap(md, c.grad_in(0))}},
+          elements_cost(2 * n));
   count_served();
   return true;
 }
@@ -167,7 +170,8 @@ bool softmax_forward(const ops::KernelContext& c, SoftmaxLines lines, bool log) 
   });
   if (!e) return false;
   memory::desc md = lines_md(lines);
-  execute(e->prim, {{DNNL_ARG_SRC, wrap(md, x)}, {DNNL_ARG_DST, wrap(md, c.out(0))}});
+  int64_t cost = elements_cost(4 * x.numel());  // max, exp and sum, divide
+  execute(e->prim, {{DNNL_ARG_SRC, wrap(md, x)}, {DNNL_ARG_DST, wrap(md, c.out(0))}}, cost);
   count_served();
   return true;
 }
@@ -181,10 +185,13 @@ bool softmax_backward(const ops::BackwardContext& c, SoftmaxLines lines, bool lo
   if (!e) return false;
   memory::desc md = lines_md(lines);
   memory y = scratch(md, kDstSlot);
-  execute(e->forward, {{DNNL_ARG_SRC, wrap(md, x)}, {DNNL_ARG_DST, y}});
-  execute(e->backward, {{DNNL_ARG_DST, y},
-                        {DNNL_ARG_DIFF_DST, wrap(md, c.grad_out(0))},
-                        {DNNL_ARG_DIFF_SRC, wrap(md, c.grad_in(0))}});
+  int64_t cost = elements_cost(4 * x.numel());
+  execute(e->forward, {{DNNL_ARG_SRC, wrap(md, x)}, {DNNL_ARG_DST, y}}, cost);
+  execute(e->backward,
+          {{DNNL_ARG_DST, y},
+           {DNNL_ARG_DIFF_DST, wrap(md, c.grad_out(0))},
+           {DNNL_ARG_DIFF_SRC, wrap(md, c.grad_in(0))}},
+          cost);
   count_served();
   return true;
 }

@@ -53,6 +53,7 @@ struct MatmulCase {
 };
 
 struct MatmulEntry {
+  int64_t cost = 0;
   dnnl::matmul prim;
   memory::desc src, weights, dst, bias;
 };
@@ -60,6 +61,8 @@ struct MatmulEntry {
 std::shared_ptr<MatmulEntry> matmul_entry(const MatmulCase& k) {
   return cached<MatmulEntry>(k.key(), [&] {
     auto e = std::make_shared<MatmulEntry>();
+    e->cost =
+        macs_cost(shape_numel(Shape(k.dst.dims.begin(), k.dst.dims.end())) * k.src.dims.back());
     e->src = strided_md(k.src.dims, k.src.strides);
     e->weights = strided_md(k.weights.dims, k.weights.strides);
     e->dst = strided_md(k.dst.dims, k.dst.strides);
@@ -79,7 +82,7 @@ void run(const MatmulEntry& e, const void* src, const void* weights, void* dst,
                                        {DNNL_ARG_WEIGHTS, wrap(e.weights, weights)},
                                        {DNNL_ARG_DST, wrap(e.dst, dst)}};
   if (bias) args[DNNL_ARG_BIAS] = wrap(e.bias, bias);
-  execute(e.prim, args);
+  execute(e.prim, args, e.cost);
 }
 
 // --- Gemm ----------------------------------------------------------------------

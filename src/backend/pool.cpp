@@ -26,6 +26,11 @@ struct PoolCase {
   algorithm alg;
   Dims x, y, kernel, strides, dilates, pad_l, pad_r;
 
+  // Every output reads its window.
+  int64_t cost() const {
+    return elements_cost(shape_numel(Shape(y.begin(), y.end())) *
+                         shape_numel(Shape(kernel.begin(), kernel.end())));
+  }
   std::string key(const char* what) const {
     return fmt::format("{} {} x{} y{} k{} s{} d{} l{} r{}", what, static_cast<int>(alg),
                        key_dims(x), key_dims(y), key_dims(kernel), key_dims(strides),
@@ -138,8 +143,9 @@ bool pool_forward(const ops::KernelContext& c) {
         forward_desc(*k, prop_kind::forward_inference), engine()));
   });
   if (!prim) return false;
-  execute(*prim, {{DNNL_ARG_SRC, wrap(plain_md(k->x), x)},
-                  {DNNL_ARG_DST, wrap(plain_md(k->y), c.out(0))}});
+  execute(*prim,
+          {{DNNL_ARG_SRC, wrap(plain_md(k->x), x)}, {DNNL_ARG_DST, wrap(plain_md(k->y), c.out(0))}},
+          k->cost());
   count_served();
   return true;
 }
@@ -157,12 +163,14 @@ bool pool_backward(const ops::BackwardContext& c) {
                                        {DNNL_ARG_DIFF_SRC, wrap(x_md, c.grad_in(0))}};
   if (e->workspace) {
     memory workspace = scratch(*e->workspace, kWorkspaceSlot);
-    execute(e->forward, {{DNNL_ARG_SRC, wrap(x_md, x)},
-                         {DNNL_ARG_DST, scratch(y_md, kDstSlot)},
-                         {DNNL_ARG_WORKSPACE, workspace}});
+    execute(e->forward,
+            {{DNNL_ARG_SRC, wrap(x_md, x)},
+             {DNNL_ARG_DST, scratch(y_md, kDstSlot)},
+             {DNNL_ARG_WORKSPACE, workspace}},
+            k->cost());
     args[DNNL_ARG_WORKSPACE] = workspace;
   }
-  execute(e->backward, args);
+  execute(e->backward, args, k->cost());
   count_served();
   return true;
 }
