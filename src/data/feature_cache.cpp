@@ -317,7 +317,9 @@ Tensor FeatureCache::features(const Dataset& d, Session& trunk, const std::strin
                                       : Shape{int64_t(n), 3, p.size, p.size});
     std::vector<std::exception_ptr> errors(n);
     parallel_for(n, std::max(o.workers, 1), [&](size_t j) {
-      const auto [i, v] = jobs[start + j];
+      // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+      const size_t i = jobs[start + j].first;
+      const int v = jobs[start + j].second;
       const Sample& s = d.samples[i];
       try {
         with_context(s.source == s.path ? std::string() : s.source, [&] {
