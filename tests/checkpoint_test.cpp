@@ -27,7 +27,7 @@ Checkpoint sample() {
 }  // namespace
 
 TEST(Checkpoint, RoundTripsEverything) {
-  std::string path = (fs::temp_directory_path() / "graft_ckpt_test.ckpt").string();
+  std::string path = test::temp_path("graft_ckpt_test.ckpt").string();
   save_checkpoint(path, sample());
   Checkpoint c = load_checkpoint(path);
   EXPECT_EQ(c.graph_fingerprint, "abc");
@@ -41,7 +41,7 @@ TEST(Checkpoint, RoundTripsEverything) {
 }
 
 TEST(Checkpoint, TruncatedOrForeignFilesAreClearErrors) {
-  std::string path = (fs::temp_directory_path() / "graft_ckpt_bad.ckpt").string();
+  std::string path = test::temp_path("graft_ckpt_bad.ckpt").string();
   save_checkpoint(path, sample());
   std::string bytes = read_file(path);
   write_file_atomically(path, bytes.substr(0, bytes.size() - 3));

@@ -10,7 +10,7 @@ using namespace graft::test;
 namespace fs = std::filesystem;
 
 TEST(WriteFileAtomically, ReplacesWholeAndLeavesNoTemporary) {
-  fs::path dir = fs::temp_directory_path() / "graft_file_test";
+  fs::path dir = test::temp_path("graft_file_test");
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::string path = (dir / "a.bin").string();
@@ -22,7 +22,7 @@ TEST(WriteFileAtomically, ReplacesWholeAndLeavesNoTemporary) {
 }
 
 TEST(WriteFileAtomically, FailureKeepsThePreviousFile) {
-  fs::path dir = fs::temp_directory_path() / "graft_file_test2";
+  fs::path dir = test::temp_path("graft_file_test2");
   fs::remove_all(dir);
   fs::create_directories(dir / "target_is_a_folder" / "child");
   // Renaming a file over a non-empty folder fails after the data was written.

@@ -89,7 +89,7 @@ TEST(Fit, SameSeedSameResultWithDropout) {
 
 TEST(Fit, ResumeContinuesExactly) {
   Data d;
-  std::string ckpt = (fs::temp_directory_path() / "graft_fit_resume.ckpt").string();
+  std::string ckpt = test::temp_path("graft_fit_resume.ckpt").string();
   fs::remove(ckpt);
   FitOptions o;
   o.epochs = 6;
@@ -137,7 +137,7 @@ TEST(Fit, StopsEarlyWithoutProgress) {
 
 TEST(Fit, NonFiniteLossNamesTheStepAndKeepsTheCheckpoint) {
   Data d;
-  std::string ckpt = (fs::temp_directory_path() / "graft_fit_nan.ckpt").string();
+  std::string ckpt = test::temp_path("graft_fit_nan.ckpt").string();
   fs::remove(ckpt);
   FitOptions o;
   o.epochs = 1;

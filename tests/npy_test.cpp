@@ -11,7 +11,7 @@ using namespace graft::test;
 namespace fs = std::filesystem;
 
 TEST(Npy, RoundTripsEveryDtypeAndRank) {
-  fs::path dir = fs::temp_directory_path() / "graft_npy_test";
+  fs::path dir = test::temp_path("graft_npy_test");
   fs::create_directories(dir);
   std::vector<Tensor> tensors = {
       Tensor::from_vector<float>({2, 3}, {1, 2, 3, 4, 5, 6}),
@@ -37,7 +37,7 @@ TEST(Npy, ReadsWhatNumpyWrites) {
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
   header.append(117 - header.size(), ' ');
   header += '\n';
-  fs::path p = fs::temp_directory_path() / "graft_numpy.npy";
+  fs::path p = test::temp_path("graft_numpy.npy");
   {
     std::ofstream f(p, std::ios::binary);
     f.write("\x93NUMPY\x01\x00\x76\x00", 10);
@@ -54,7 +54,7 @@ TEST(Npy, ReadsWhatNumpyWrites) {
 }
 
 TEST(NpyErrors, NamesTheFile) {
-  fs::path p = fs::temp_directory_path() / "graft_bad.npy";
+  fs::path p = test::temp_path("graft_bad.npy");
   { std::ofstream(p) << "definitely not numpy"; }
   expect_error([&] { load_npy(p.string()); }, ErrorKind::kCorruption, p.string() + ": not a .npy file");
   Tensor t = Tensor::from_vector<float>({4}, {1, 2, 3, 4});

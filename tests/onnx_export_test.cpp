@@ -94,7 +94,7 @@ TEST(OnnxExport, FineTunedModelRunsTheSameInOnnxRuntime) {
   append_softmax(g);
   g.metadata["graft.classes"] = "a,b,c";
 
-  fs::path dir = fs::temp_directory_path() / "graft_export_ort";
+  fs::path dir = test::temp_path("graft_export_ort");
   fs::remove_all(dir);
   fs::create_directories(dir);
   save_onnx(g, (dir / "model.onnx").string());

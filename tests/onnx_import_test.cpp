@@ -65,7 +65,7 @@ TEST(OnnxImport, Ir3WeightsListedAsInputs) {
 }
 
 TEST(OnnxImport, ExternalDataNextToTheModel) {
-  fs::path dir = fs::temp_directory_path() / "graft_external_test";
+  fs::path dir = test::temp_path("graft_external_test");
   fs::create_directories(dir);
   std::vector<float> w = {4, 5, 6};
   {

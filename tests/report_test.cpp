@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_util.h"
+
 #include <cmath>
 #include <filesystem>
 #include <regex>
@@ -160,7 +162,7 @@ TEST(Report, ClassWithoutNameAndNonFiniteValues) {
 }
 
 TEST(Report, WriteReportWritesTheSameBytes) {
-  std::string path = (std::filesystem::temp_directory_path() / "graft_report_test.html").string();
+  std::string path = test::temp_path("graft_report_test.html").string();
   write_report(path, sample_data());
   EXPECT_EQ(read_file(path), render_report(sample_data()));
   std::filesystem::remove(path);

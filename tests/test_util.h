@@ -9,7 +9,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
+
+#include <unistd.h>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,6 +23,12 @@
 #include "graft/tensor.h"
 
 namespace graft::test {
+
+// A path in the temporary folder unique to this test process, so that test
+// runs side by side never share files.
+inline std::filesystem::path temp_path(const std::string& name) {
+  return std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
+}
 
 
 // y = x + w, with x of shape [batch, 3] and w a float initializer [3].
