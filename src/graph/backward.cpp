@@ -64,7 +64,7 @@ void Session::backward(const TensorMap& output_grads) {
   TensorMap grads;
   for (const auto& [name, g] : output_grads) {
     bool is_output = std::any_of(graph_.outputs.begin(), graph_.outputs.end(),
-                                 [&](const ValueDecl& d) { return d.name == name; });
+                                 [&n = name](const ValueDecl& d) { return d.name == n; });
     GRAFT_CHECK(is_output, kInvalidArgument, "'{}' is not a graph output", name);
     const ValueInfo& info = infos_.at(name);
     GRAFT_CHECK(g.shape() == info.shape && g.dtype() == info.dtype, kInvalidArgument,
