@@ -20,6 +20,11 @@ const std::vector<ConvRow> kConvRows = {
     {"batch 3, padded", {3, 4, 7, 6}, {5, 4, 3, 3}, {{"pads", Ints{1, 1, 1, 1}}}},
     {"no bias", {3, 4, 7, 6}, {5, 4, 3, 3}, {{"pads", Ints{1, 1, 1, 1}}}, false},
     {"1x1 pointwise", {3, 16, 5, 5}, {24, 16, 1, 1}, {}},
+    {"1x1 pointwise, no bias", {3, 16, 5, 5}, {24, 16, 1, 1}, {}, false},
+    {"1x1 pointwise 1-D", {3, 8, 9}, {4, 8, 1}, {}},
+    {"1x1 pointwise 3-D", {2, 4, 3, 3, 3}, {5, 4, 1, 1, 1}, {}},
+    {"1x1 strided", {1, 8, 6, 6}, {4, 8, 1, 1}, {{"strides", Ints{2, 2}}}},
+    {"1x1 padded", {1, 8, 4, 4}, {4, 8, 1, 1}, {{"pads", Ints{1, 0, 0, 1}}}},
     {"first conv: 3 channels, stride 2",
      {1, 3, 15, 15},
      {8, 3, 3, 3},
@@ -88,7 +93,7 @@ TEST(BackendConv, MatchesReferenceOverTheTable) {
 TEST(BackendConv, EachGradientAlone) {
   // The backward pass writes only what is asked for; the rest comes from
   // scratch (dW without dB and the reverse share one primitive).
-  for (const ConvRow& row : {kConvRows[1], kConvRows[11]}) {
+  for (const ConvRow& row : {kConvRows[1], kConvRows[3], kConvRows[16]}) {
     for (std::vector<int> wanted : {std::vector<int>{0}, {1}, {2}, {1, 2}, {0, 2}}) {
       FastCase fc = conv_case(row);
       fc.wanted = wanted;

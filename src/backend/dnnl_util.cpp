@@ -144,8 +144,14 @@ void execute(const dnnl::primitive& p, const std::unordered_map<int, memory>& ar
   int want = cost < kParallelCost ? 1 : num_threads();
   if (omp_get_max_threads() != want) omp_set_num_threads(want);
   dnnl::stream& s = thread_stream();
-  p.execute(s, args);
-  s.wait();
+  try {
+    p.execute(s, args);
+    s.wait();
+  } catch (const dnnl::error& e) {
+    // Every case was checked when its primitive was built: a failure here
+    // is a bug in graft, reported as one.
+    fail(ErrorKind::kInternal, "oneDNN could not run a primitive: {}", e.what());
+  }
 }
 
 Reorder::Reorder(const memory::desc& from, const memory::desc& to) : from_(from), to_(to) {
