@@ -7,12 +7,13 @@
 // graft's plain NCHW on both sides it falls back to im2col + GEMM, 5x
 // slower on those shapes even counting the reorders at each end that
 // choosing freely costs. The reordered copies live in per-thread scratch.
+// Pointwise convolutions take another road (pointwise.cpp).
 #include <algorithm>
 #include <optional>
 
 #include "backend/backend.h"
+#include "backend/conv_case.h"
 #include "backend/dnnl_util.h"
-#include "ops/conv_geometry.h"
 
 namespace graft::backend {
 
@@ -20,57 +21,6 @@ namespace {
 
 using dnnl::algorithm;
 using dnnl::prop_kind;
-
-// A Conv node's case in oneDNN's terms.
-struct ConvCase {
-  Dims x, w, b, y;  // w is (group, C_out / group, C_in / group, k...) when grouped
-  Dims strides, dilates, pad_l, pad_r;
-  bool bias = false;
-
-  // Multiply-adds of one pass (forward, backward data or backward weights).
-  int64_t macs() const {
-    return shape_numel(Shape(y.begin(), y.end())) / y[1] * shape_numel(Shape(w.begin(), w.end()));
-  }
-
-  // 1x1 kernel, unit strides, no padding, one group.
-  bool pointwise() const {
-    bool unit = w.size() == x.size();  // not grouped
-    for (size_t i = 2; i < w.size(); ++i) unit = unit && w[i] == 1;
-    for (size_t i = 0; i < strides.size(); ++i)
-      unit = unit && strides[i] == 1 && pad_l[i] == 0 && pad_r[i] == 0;
-    return unit;
-  }
-
-  std::string key(const char* what) const {
-    return fmt::format("{} x{} w{} y{} b{} s{} d{} l{} r{}", what, key_dims(x), key_dims(w),
-                       key_dims(y), bias, key_dims(strides), key_dims(dilates), key_dims(pad_l),
-                       key_dims(pad_r));
-  }
-};
-
-std::optional<ConvCase> conv_case(const Node& node, const Tensor& x, const Tensor& w, bool bias) {
-  if (x.rank() < 3 || x.rank() > 5 || x.numel() == 0 || w.numel() == 0) return std::nullopt;
-  ops::ConvGeometry g =
-      ops::window_geometry(node, ops::spatial_dims(x.shape()), ops::spatial_dims(w.shape()), false);
-  int64_t groups = node.attr_int("group", 1);
-  ConvCase k;
-  k.x = to_dims(x.shape());
-  k.w = to_dims(w.shape());
-  if (groups > 1) {
-    k.w[0] /= groups;
-    k.w.insert(k.w.begin(), groups);
-  }
-  k.y = {x.dim(0), w.dim(0)};
-  k.y.insert(k.y.end(), g.out.begin(), g.out.end());
-  if (shape_numel(k.y) == 0) return std::nullopt;
-  k.b = {w.dim(0)};
-  k.strides = to_dims(g.strides);
-  for (int64_t d : g.dilations) k.dilates.push_back(d - 1);  // oneDNN counts the gaps
-  k.pad_l = to_dims(g.pad_begin);
-  k.pad_r = to_dims(g.pad_end);
-  k.bias = bias;
-  return k;
-}
 
 dnnl::convolution_forward::desc forward_desc(const ConvCase& k, prop_kind prop) {
   memory::desc bias = k.bias ? plain_md(k.b) : memory::desc();
@@ -100,55 +50,6 @@ std::shared_ptr<ConvForward> build_forward(const ConvCase& k) {
   e->w_in = Reorder(e->w_md, pd.weights_desc());
   e->y_out = Reorder(pd.dst_desc(), e->y_md);
   return e;
-}
-
-// A pointwise convolution is, image by image, the matrix product
-// Y[n] (C_out x HW) = W (C_out x C_in) . X[n] (C_in x HW) on graft's own
-// layout, which oneDNN's matmul computes for the whole batch in one
-// primitive (W broadcast) without any reorder: 2-3x faster than the
-// convolution primitive with its reorders on MobileNetV2's pointwise layers
-// at 28x28 and larger, within 20% at 7x7. The bias is written into Y first
-// and the product added to it (a sum post-op): the matmul's own bias would
-// be per row here, which its fast kernel lacks.
-struct Pointwise {
-  int64_t cost = 0;
-  dnnl::matmul prim;
-  memory::desc w_md, x_md, y_md;  // (1, C_out, C_in), (N, C_in, HW), (N, C_out, HW)
-};
-
-std::shared_ptr<Pointwise> build_pointwise(const ConvCase& k) {
-  int64_t batch = k.x[0], out_c = k.y[1], in_c = k.x[1];
-  int64_t plane = shape_numel(Shape(k.x.begin() + 2, k.x.end()));
-  auto e = std::make_shared<Pointwise>();
-  e->w_md = plain_md({1, out_c, in_c});  // shared by the batch
-  e->x_md = plain_md({batch, in_c, plane});
-  e->y_md = plain_md({batch, out_c, plane});
-  e->cost = macs_cost(batch * out_c * in_c * plane);
-  dnnl::primitive_attr attr;
-  if (k.bias) {
-    dnnl::post_ops ops;
-    ops.append_sum(1.0f);
-    attr.set_post_ops(ops);
-  }
-  e->prim = dnnl::matmul(
-      dnnl::matmul::primitive_desc(dnnl::matmul::desc(e->w_md, e->x_md, e->y_md), attr, engine()));
-  return e;
-}
-
-void run_pointwise(const Pointwise& e, const ops::KernelContext& c, const ConvCase& k) {
-  int64_t out_c = k.y[1];
-  int64_t plane = shape_numel(Shape(k.x.begin() + 2, k.x.end()));
-  float* y = c.out(0).data<float>();
-  if (k.bias) {
-    const float* b = c.in(2).data<float>();
-    for (int64_t n = 0; n < k.x[0]; ++n)
-      for (int64_t o = 0; o < out_c; ++o) std::fill_n(y + (n * out_c + o) * plane, plane, b[o]);
-  }
-  execute(e.prim,
-          {{DNNL_ARG_SRC, wrap(e.w_md, c.in(1))},
-           {DNNL_ARG_WEIGHTS, wrap(e.x_md, c.in(0))},
-           {DNNL_ARG_DST, wrap(e.y_md, y)}},
-          e.cost);
 }
 
 // Backward descriptors take a forward one as the hint, as oneDNN asks.
@@ -223,14 +124,7 @@ bool conv_forward(const ops::KernelContext& c) {
   if (!enabled() || !all_f32({&c.in(0), &c.in(1), bias})) return false;
   std::optional<ConvCase> k = conv_case(c.node, c.in(0), c.in(1), bias != nullptr);
   if (!k) return false;
-  if (k->pointwise()) {
-    auto p = cached<Pointwise>(k->key("pointwise"), [&] { return build_pointwise(*k); });
-    if (p) {
-      run_pointwise(*p, c, *k);
-      count_served();
-      return true;
-    }
-  }
+  if (k->pointwise() && pointwise_forward(c, *k)) return true;
   auto e = cached<ConvForward>(k->key("conv"), [&] { return build_forward(*k); });
   if (!e) return false;
   memory x = e->x_in.to(wrap(e->x_md, c.in(0)), kSrcSlot);
@@ -251,6 +145,7 @@ bool conv_backward(const ops::BackwardContext& c) {
   if (!all_f32({&c.in(0), &c.in(1), &c.grad_out(0)})) return false;
   std::optional<ConvCase> k = conv_case(c.node, c.in(0), c.in(1), true);
   if (!k) return false;
+  if (k->pointwise() && pointwise_backward(c, *k)) return true;
   auto e = cached<ConvBackward>(k->key("conv_backward"), [&] { return build_backward(*k); });
   if (!e) return false;
   memory dy_user = wrap(e->y_md, c.grad_out(0));

@@ -1,0 +1,131 @@
+// Pointwise convolutions (1x1 kernel, unit strides, no padding, one group)
+// as matrix products on graft's own NCHW layout. Image by image,
+//   Y[n]  (C_out x HW)  = W (C_out x C_in) . X[n] (C_in x HW)
+//   dX[n] (C_in x HW)   = W^T . dY[n]
+//   dW    (C_out x C_in) = sum over n of dY[n] . X[n]^T
+// which oneDNN's matmul computes without any reorder; the convolution
+// primitive would first reorder activations to channels-last and weights to
+// a blocked layout, and back. Measured on MobileNetV2's pointwise layers:
+// 2-3x faster at 28x28 and larger, within 20% at 7x7.
+//
+// Each product is built before any runs, and a product oneDNN would run on
+// its reference implementation declines, so the convolution primitives
+// (conv.cpp) take the case instead.
+#include <algorithm>
+
+#include "backend/conv_case.h"
+#include "backend/dnnl_util.h"
+
+namespace graft::backend {
+
+namespace {
+
+struct Plan {
+  int64_t batch, out_c, in_c, plane;
+};
+
+Plan plan_of(const ConvCase& k) {
+  return {k.x[0], k.y[1], k.x[1], shape_numel(Shape(k.x.begin() + 2, k.x.end()))};
+}
+
+struct Product {
+  int64_t cost = 0;
+  dnnl::matmul prim;
+  memory::desc src, weights, dst;
+};
+
+// dst (+)= src . weights; nullptr when oneDNN has only its reference
+// implementation for these layouts.
+std::shared_ptr<Product> product(const std::string& key, const memory::desc& src,
+                                 const memory::desc& weights, const memory::desc& dst, int64_t macs,
+                                 bool accumulate) {
+  return cached<Product>(key, [&]() -> std::shared_ptr<Product> {
+    dnnl::primitive_attr attr;
+    if (accumulate) {
+      dnnl::post_ops ops;
+      ops.append_sum(1.0f);
+      attr.set_post_ops(ops);
+    }
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weights, dst), attr, engine());
+    if (std::string(pd.impl_info_str()).find("ref") != std::string::npos) return nullptr;
+    auto e = std::make_shared<Product>();
+    e->cost = macs_cost(macs);
+    e->prim = dnnl::matmul(pd);
+    e->src = src;
+    e->weights = weights;
+    e->dst = dst;
+    return e;
+  });
+}
+
+void run(const Product& p, const void* src, const void* weights, void* dst) {
+  execute(p.prim,
+          {{DNNL_ARG_SRC, wrap(p.src, src)},
+           {DNNL_ARG_WEIGHTS, wrap(p.weights, weights)},
+           {DNNL_ARG_DST, wrap(p.dst, dst)}},
+          p.cost);
+}
+
+}  // namespace
+
+// The whole batch is one product with W broadcast. The bias is written into
+// Y first and the product added to it (a sum post-op): as the matmul's own
+// bias it would be one value per row, which oneDNN's fast matmul lacks.
+bool pointwise_forward(const ops::KernelContext& c, const ConvCase& k) {
+  Plan p = plan_of(k);
+  auto y = product(k.key("pointwise"), plain_md({1, p.out_c, p.in_c}),
+                   plain_md({p.batch, p.in_c, p.plane}), plain_md({p.batch, p.out_c, p.plane}),
+                   p.batch * p.out_c * p.in_c * p.plane, k.bias);
+  if (!y) return false;
+  float* out = c.out(0).data<float>();
+  if (k.bias) {
+    const float* b = c.in(2).data<float>();
+    for (int64_t n = 0; n < p.batch; ++n)
+      for (int64_t o = 0; o < p.out_c; ++o)
+        std::fill_n(out + (n * p.out_c + o) * p.plane, p.plane, b[o]);
+  }
+  run(*y, c.in(1).raw(), c.in(0).raw(), out);
+  count_served();
+  return true;
+}
+
+// dW accumulates one image at a time into the zeroed gradient (a sum
+// post-op); dB is a plain sum of dY.
+bool pointwise_backward(const ops::BackwardContext& c, const ConvCase& k) {
+  Plan p = plan_of(k);
+  std::shared_ptr<Product> dx, dw;
+  if (c.wants_grad(0)) {
+    memory::desc w_t = strided_md({1, p.in_c, p.out_c}, {p.out_c * p.in_c, 1, p.in_c});
+    dx = product(k.key("pointwise_dx"), w_t, plain_md({p.batch, p.out_c, p.plane}),
+                 plain_md({p.batch, p.in_c, p.plane}), p.batch * p.out_c * p.in_c * p.plane, false);
+    if (!dx) return false;
+  }
+  if (c.wants_grad(1)) {
+    memory::desc x_t = strided_md({p.plane, p.in_c}, {1, p.plane});
+    dw = product(k.key("pointwise_dw"), plain_md({p.out_c, p.plane}), x_t,
+                 plain_md({p.out_c, p.in_c}), p.out_c * p.in_c * p.plane, true);
+    if (!dw) return false;
+  }
+  const float* x = c.in(0).data<float>();
+  const float* dy = c.grad_out(0).data<float>();
+  if (dx) run(*dx, c.in(1).raw(), dy, c.grad_in(0).raw());
+  if (dw) {
+    for (int64_t n = 0; n < p.batch; ++n)
+      run(*dw, dy + n * p.out_c * p.plane, x + n * p.in_c * p.plane, c.grad_in(1).raw());
+  }
+  if (c.wants_grad(2)) {
+    float* db = c.grad_in(2).data<float>();
+    for (int64_t o = 0; o < p.out_c; ++o) {
+      double sum = 0;
+      for (int64_t n = 0; n < p.batch; ++n) {
+        const float* plane = dy + (n * p.out_c + o) * p.plane;
+        for (int64_t i = 0; i < p.plane; ++i) sum += plane[i];
+      }
+      db[o] = static_cast<float>(sum);
+    }
+  }
+  count_served();
+  return true;
+}
+
+}  // namespace graft::backend
