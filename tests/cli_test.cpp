@@ -62,3 +62,15 @@ TEST_F(Cli, ErrorsAreOneClearLineAndNonZero) {
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("'q' is not a dimension"), std::string::npos) << r.output;
 }
+
+TEST(CliBench, TimesEachModeAndProfiles) {
+  const std::string model = std::string(GRAFT_TEST_DATA) + "/models/mobilenet_v2_025/model.onnx";
+  for (const char* mode : {"none", "head", "full"}) {
+    graft::test::CommandResult r =
+        graft::test::graft_cli("bench " + model + " --batch 2 --iters 2 --warmup 1 --profile --train " + mode);
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("ms per image"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("Conv "), std::string::npos) << r.output;
+    if (std::string(mode) == "full") EXPECT_NE(r.output.find("Conv backward"), std::string::npos) << r.output;
+  }
+}

@@ -25,7 +25,6 @@ constexpr int kSteps = 200, kBatches = 4;
 void check_parity(const std::string& mode, const std::string& optimizer) {
   Graph g = load_onnx(kDir + "model.onnx");
   set_trainable(g, mode == "head" ? "^fc\\." : ".", true);
-  set_trainable(g, "running_", false);
   Session s(g);
   s.set_training(true);
   std::unique_ptr<Optimizer> opt = optimizer == "sgd" ? make_sgd({0.9f, 1e-4f, false}) : make_adam({});

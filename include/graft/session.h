@@ -74,6 +74,16 @@ class Session {
     step_ = step;
   }
 
+  // Per-op time: when on, run() and backward() add each node's kernel time
+  // to profile(), keyed by op type ("Conv", "Conv backward").
+  void set_profiling(bool on) { profiling_ = on; }
+  struct OpTime {
+    double seconds = 0;
+    int64_t calls = 0;
+  };
+  const std::map<std::string, OpTime>& profile() const { return profile_; }
+  void clear_profile() { profile_.clear(); }
+
   Parameters& parameters() { return parameters_; }
   // Initializers training changes: the parameters and the running
   // statistics of training BatchNorms (what a checkpoint must hold).
@@ -110,6 +120,8 @@ class Session {
   uint64_t seed_ = 0;
   uint64_t step_ = 0;
   TensorMap saved_;                      // forward values backward() reads
+  bool profiling_ = false;
+  std::map<std::string, OpTime> profile_;
 };
 
 }  // namespace graft

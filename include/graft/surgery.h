@@ -27,8 +27,8 @@ Graph extract(const Graph& graph, const std::vector<std::string>& inputs,
 // bias; not running statistics, shapes or clip bounds).
 std::vector<std::string> parameters_of(const Graph& graph, const Node& node);
 
-// Marks trainable (or frozen) every floating-point initializer whose name
-// matches `pattern` (ECMAScript regex, searched). Returns how many matched.
+// Marks trainable (or frozen) every parameter (see parameters_of) whose
+// name matches `pattern` (ECMAScript regex, searched). Returns how many matched.
 int set_trainable(Graph& graph, const std::string& pattern, bool trainable);
 
 // The graph's blocks in order: runs of nodes between the points where a

@@ -1,6 +1,7 @@
 // The backward half of Session: which nodes a gradient flows through, and
 // reverse-mode differentiation over them with each op's gradient rule.
 #include <algorithm>
+#include <chrono>
 
 #include "graft/session.h"
 #include "ops/op.h"
@@ -97,7 +98,13 @@ void Session::backward(const TensorMap& output_grads) {
     // run() counted its step after the forward: the forward's seed is step - 1's.
     ops::BackwardContext ctx{node,         graph_.opset, training_ && trains_[i], inputs, outputs,
                              grad_outputs, grad_ptrs,    node_seed(i, step_ - 1)};
+    const auto start = std::chrono::steady_clock::now();
     with_context(node.describe(), [&] { def->backward(ctx); });
+    if (profiling_) {
+      OpTime& t = profile_[node.op_type + " backward"];
+      t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      ++t.calls;
+    }
     for (const std::string& o : node.outputs) grads.erase(o);  // consumed
     for (size_t k = 0; k < node.inputs.size(); ++k) {
       if (!grad_ptrs[k]) continue;

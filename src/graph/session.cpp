@@ -1,5 +1,6 @@
 #include "graft/session.h"
 
+#include <chrono>
 #include <cstring>
 
 #include "ops/op.h"
@@ -127,10 +128,16 @@ TensorMap Session::run(const TensorMap& inputs) {
       std::vector<ValueInfo> out_infos;
       for (const std::string& o : node.outputs) out_infos.push_back(o.empty() ? ValueInfo{} : infos_.at(o));
       std::vector<Tensor> outs;
+      const auto start = std::chrono::steady_clock::now();
       if (train_node && node.op_type == "BatchNormalization") {
         outs = run_batch_norm_training(node, in, out_infos);
       } else {
         outs = ops::run_node(node, graph_.opset, in, out_infos, train_node, node_seed(i, step_));
+      }
+      if (profiling_) {
+        OpTime& t = profile_[node.op_type];
+        t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        ++t.calls;
       }
       for (size_t k = 0; k < node.outputs.size(); ++k)
         if (!node.outputs[k].empty()) values[node.outputs[k]] = std::move(outs[k]);

@@ -102,9 +102,13 @@ int set_trainable(Graph& graph, const std::string& pattern, bool trainable) {
   } catch (const std::regex_error& e) {
     fail(ErrorKind::kInvalidArgument, "'{}' is not a valid pattern: {}", pattern, e.what());
   }
+  // Only parameters: clip bounds, shapes and running statistics never train.
+  std::set<std::string> parameters;
+  for (const Node& n : graph.nodes)
+    for (const std::string& p : parameters_of(graph, n)) parameters.insert(p);
   int matched = 0;
   for (const auto& [name, t] : graph.initializers) {
-    if (!is_floating(t.dtype()) || !std::regex_search(name, re)) continue;
+    if (!parameters.count(name) || !std::regex_search(name, re)) continue;
     ++matched;
     if (trainable) graph.trainable.insert(name);
     else graph.trainable.erase(name);

@@ -17,6 +17,7 @@ void add_train_command(CLI::App& app, std::function<int()>& action);
 void add_predict_command(CLI::App& app, std::function<int()>& action);
 void add_eval_command(CLI::App& app, std::function<int()>& action);
 void add_export_command(CLI::App& app, std::function<int()>& action);
+void add_bench_command(CLI::App& app, std::function<int()>& action);
 
 // "NAME=1x3x224x224" or "1x3x224x224" (the first input) into a shape map.
 ShapeMap parse_input_shapes(const Graph& graph, const std::vector<std::string>& specs);

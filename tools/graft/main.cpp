@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   graft::cli::add_predict_command(app, action);
   graft::cli::add_eval_command(app, action);
   graft::cli::add_export_command(app, action);
+  graft::cli::add_bench_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
