@@ -47,6 +47,11 @@ std::vector<std::string_view> split_lines(std::string_view text) {
 
 bool skippable(std::string_view line) { return line.empty() || line.front() == '#'; }
 
+// Labels index classes, and a list file's classes get a name each: a label
+// this large is a damaged line, not a data set (and label + 1 must not
+// overflow).
+constexpr int64_t kMaxLabel = 999'999;
+
 // "0,3" -> {0, 3}; throws kCorruption for anything but non-negative integers.
 std::vector<int64_t> parse_labels(std::string_view field) {
   std::vector<int64_t> labels;
@@ -60,6 +65,8 @@ std::vector<int64_t> parse_labels(std::string_view field) {
     GRAFT_CHECK(!item.empty() && ec == std::errc() && end == item.data() + item.size(), kCorruption,
                 "label '{}' is not a number", item);
     GRAFT_CHECK(value >= 0, kCorruption, "label {} is negative", value);
+    GRAFT_CHECK(value <= kMaxLabel, kCorruption, "label {} is too large (at most {})", value,
+                kMaxLabel);
     labels.push_back(value);
     if (comma == std::string_view::npos) break;
     start = comma + 1;
