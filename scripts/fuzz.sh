@@ -4,7 +4,7 @@
 # files (fuzz/make_seeds.py: the ONNX backend test models, the TF.js
 # fixtures, tests/data/images, the demo's list files).
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     targets: onnx tfjs list_file image
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     targets: onnx onnx_session tfjs list_file image
 #
 # The corpus grows in build-fuzz/corpus/TARGET (kept between runs); a crash,
 # leak, timeout or oversized allocation is written to build-fuzz/findings/
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(onnx tfjs list_file image)
+[ ${#targets[@]} -gt 0 ] || targets=(onnx onnx_session tfjs list_file image)
 
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
@@ -27,6 +27,7 @@ cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
 
 seeds=build-fuzz/seeds
 [ -d "$seeds/onnx" ] || fuzz/make_seeds.py "$seeds"
+[ -e "$seeds/onnx_session" ] || ln -s onnx "$seeds/onnx_session"
 
 # Leaks in oneDNN/libgomp/protobuf are not graft's: the same suppressions as
 # the sanitizer test run.
