@@ -109,7 +109,7 @@ bool batch_norm_forward(const ops::KernelContext& c, bool batch_statistics) {
     if (out && out->dtype() != DType::kF32) return false;
   std::optional<NormCase> k = norm_case(c.node, c.inputs, batch_statistics);
   if (!k) return false;
-  auto prim = cached<dnnl::batch_normalization_forward>(k->key("batch_norm"),
+  auto prim = cached<dnnl::batch_normalization_forward>(k->key("batch_norm"), k->cost(),
                                                         [&] { return build_forward(*k); });
   if (!prim) return false;
   memory::desc x_md = plain_md(k->x), stat_md = plain_md({k->channels});
@@ -144,7 +144,8 @@ bool batch_norm_backward(const ops::BackwardContext& c, bool batch_statistics) {
   if (!all_f32({&c.grad_out(0)})) return false;
   std::optional<NormCase> k = norm_case(c.node, c.inputs, batch_statistics);
   if (!k) return false;
-  auto e = cached<NormBackward>(k->key("batch_norm_backward"), [&] { return build_backward(*k); });
+  auto e = cached<NormBackward>(k->key("batch_norm_backward"), k->cost(),
+                                [&] { return build_backward(*k); });
   if (!e) return false;
   memory::desc x_md = plain_md(k->x), stat_md = plain_md({k->channels});
   memory x = wrap(x_md, c.in(kX));

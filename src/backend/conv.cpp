@@ -140,7 +140,8 @@ bool conv_forward(const ops::KernelContext& c) {
   std::optional<ConvCase> k = conv_case(c.node, c.in(0), c.in(1), bias != nullptr);
   if (!k) return false;
   if (k->pointwise() && pointwise_forward(c, *k)) return true;
-  auto e = cached<ConvForward>(k->key("conv"), [&] { return build_forward(*k); });
+  auto e =
+      cached<ConvForward>(k->key("conv"), macs_cost(k->macs()), [&] { return build_forward(*k); });
   if (!e) return false;
   memory x = e->x_in.to(wrap(e->x_md, c.in(0)), kSrcSlot);
   memory w = e->w_in.to(wrap(e->w_md, c.in(1)), kWeightsSlot);
@@ -161,7 +162,8 @@ bool conv_backward(const ops::BackwardContext& c) {
   std::optional<ConvCase> k = conv_case(c.node, c.in(0), c.in(1), true);
   if (!k) return false;
   if (k->pointwise() && pointwise_backward(c, *k)) return true;
-  auto e = cached<ConvBackward>(k->key("conv_backward"), [&] { return build_backward(*k); });
+  auto e = cached<ConvBackward>(k->key("conv_backward"), macs_cost(k->macs()),
+                                [&] { return build_backward(*k); });
   if (!e) return false;
   memory dy_user = wrap(e->y_md, c.grad_out(0));
   if (c.wants_grad(0)) backward_data(*e, c, dy_user);

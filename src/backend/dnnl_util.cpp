@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -67,6 +68,23 @@ thread_local int64_t t_served = 0;
 
 // Below this estimated run time (ns) a primitive runs on one thread.
 constexpr int64_t kParallelCost = 30'000;
+
+// OpenMP splits a primitive's work evenly among its threads and waits for
+// the last one; with the default wait policy idle threads spin. On a
+// machine busy with other work a thread of the team is often descheduled,
+// and each parallel region then waits milliseconds for it: measured here
+// with two compilers running, MobileNetV2 at batch 1 took 600 ms on two
+// threads against 15 ms on one (OMP_WAIT_POLICY=PASSIVE avoids most of it,
+// but libgomp reads it only from the environment at load). So a parallel
+// run that stalls like that sends this thread's next primitives to one
+// thread for a while, after which two threads are tried again.
+struct ContentionGuard {
+  int64_t runs = 0;
+  int64_t serial_until = 0;  // run count until which primitives use one thread
+};
+constexpr int64_t kStallNs = 200'000;   // a wait this much beyond the estimate
+constexpr int64_t kSerialRuns = 2'000;  // about a dozen MobileNetV2 forward passes
+thread_local ContentionGuard t_guard;
 
 // Entries are kept until this many exist on a thread; then the cache starts
 // over (a program that sees that many shapes is not in a steady loop).
@@ -139,11 +157,10 @@ int64_t macs_cost(int64_t multiply_adds) { return multiply_adds / 16; }  // ~32 
 int64_t elements_cost(int64_t elements) { return elements / 2; }  // ~8 GB/s in and out
 
 void execute(const dnnl::primitive& p, const std::unordered_map<int, memory>& args, int64_t cost) {
-  // OpenMP's thread count is a per-thread setting: apply graft's on the
-  // thread that runs the primitive.
-  int want = cost < kParallelCost ? 1 : num_threads();
-  if (omp_get_max_threads() != want) omp_set_num_threads(want);
+  ContentionGuard& guard = t_guard;
+  ++guard.runs;
   dnnl::stream& s = thread_stream();
+  auto start = std::chrono::steady_clock::now();
   try {
     p.execute(s, args);
     s.wait();
@@ -152,6 +169,12 @@ void execute(const dnnl::primitive& p, const std::unordered_map<int, memory>& ar
     // is a bug in graft, reported as one.
     fail(ErrorKind::kInternal, "oneDNN could not run a primitive: {}", e.what());
   }
+  int64_t ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count();
+  // Slower than one thread would be by a scheduler's time slice: stalled.
+  if (omp_get_max_threads() > 1 && ns > 4 * cost && ns - cost > kStallNs)
+    guard.serial_until = guard.runs + kSerialRuns;
 }
 
 Reorder::Reorder(const memory::desc& from, const memory::desc& to) : from_(from), to_(to) {
@@ -178,10 +201,16 @@ memory output_memory(const Reorder& back, const memory& user, Slot slot) {
   return back.needed() ? scratch(back.source(), slot) : user;
 }
 
-std::shared_ptr<void> cached_entry(const std::string& key,
+std::shared_ptr<void> cached_entry(const std::string& key, int64_t cost,
                                    const std::function<std::shared_ptr<void>()>& build) {
   thread_local std::unordered_map<std::string, std::shared_ptr<void>> cache;
-  auto it = cache.find(key);
+  // OpenMP's thread count is a per-thread setting: this thread's primitives
+  // are created and run with it.
+  bool serial = cost < kParallelCost || t_guard.runs < t_guard.serial_until;
+  int threads = serial ? 1 : num_threads();
+  if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
+  std::string full_key = key + " t" + std::to_string(threads);
+  auto it = cache.find(full_key);
   if (it != cache.end()) return it->second;
   std::shared_ptr<void> entry;
   try {
@@ -190,7 +219,7 @@ std::shared_ptr<void> cached_entry(const std::string& key,
     entry = nullptr;  // oneDNN has no implementation for this case
   }
   if (cache.size() >= kCacheCapacity) cache.clear();
-  cache.emplace(key, entry);
+  cache.emplace(full_key, entry);
   return entry;
 }
 

@@ -68,9 +68,9 @@ memory scratch(const memory::desc& md, Slot slot);
 int64_t macs_cost(int64_t multiply_adds);  // compute-bound: convolutions, products
 int64_t elements_cost(int64_t elements);   // memory-bound: element-wise, reorders
 
-// Runs a primitive on this thread's stream and waits for it. Small ones run
-// on one thread: waking the other threads costs more than it saves, and on
-// a busy machine a descheduled thread stalls the whole team at its barrier.
+// Runs a primitive on this thread's stream and waits for it. `cost` is its
+// estimated run time on one thread: a parallel run far slower than that is
+// taken as a sign of a busy machine (see cached_entry).
 void execute(const dnnl::primitive& p, const std::unordered_map<int, memory>& args, int64_t cost);
 
 // A copy between a tensor's plain layout and the layout a primitive chose;
@@ -102,14 +102,21 @@ memory output_memory(const Reorder& back, const memory& user, Slot slot);
 // use. build() returns nullptr, or throws dnnl::error, when oneDNN cannot do
 // the case; that is remembered too, and nullptr returned. Keys name the op
 // and every shape and attribute the primitive depends on.
-std::shared_ptr<void> cached_entry(const std::string& key,
+//
+// oneDNN fixes a primitive's thread count when it is created, so the count
+// is chosen here, from `cost` (the op's estimated run time on one thread,
+// in ns), and is part of the key: one thread for small work, where waking
+// the others costs more than it saves, and for a while after a stalled
+// parallel run (execute); else graft's thread count (graft/backend.h). The
+// choice also holds for the runs that follow.
+std::shared_ptr<void> cached_entry(const std::string& key, int64_t cost,
                                    const std::function<std::shared_ptr<void>()>& build);
 
 template <typename Entry>
-std::shared_ptr<Entry> cached(const std::string& key,
+std::shared_ptr<Entry> cached(const std::string& key, int64_t cost,
                               const std::function<std::shared_ptr<Entry>()>& build) {
   return std::static_pointer_cast<Entry>(
-      cached_entry(key, [&]() -> std::shared_ptr<void> { return build(); }));
+      cached_entry(key, cost, [&]() -> std::shared_ptr<void> { return build(); }));
 }
 
 // Dims for keys: "1x32x112x112".

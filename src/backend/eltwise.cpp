@@ -48,7 +48,7 @@ bool eltwise_forward(const ops::KernelContext& c, const Eltwise& f) {
   const Tensor& x = c.in(0);
   if (!enabled() || !all_f32({&x}) || x.numel() == 0) return false;
   int64_t n = x.numel();
-  auto prim = cached<dnnl::eltwise_forward>(f.key("eltwise", n), [&] {
+  auto prim = cached<dnnl::eltwise_forward>(f.key("eltwise", n), elements_cost(n), [&] {
     dnnl::eltwise_forward::primitive_desc pd(eltwise_desc(f, prop_kind::forward_inference, n),
                                              engine());
     return std::make_shared<dnnl::eltwise_forward>(pd);
@@ -66,14 +66,15 @@ bool eltwise_backward(const ops::BackwardContext& c, const Eltwise& f) {
   const Tensor& x = c.in(0);
   if (!all_f32({&x, &c.grad_out(0)}) || x.numel() == 0) return false;
   int64_t n = x.numel();
-  auto prim = cached<dnnl::eltwise_backward>(f.key("eltwise_backward", n), [&] {
-    dnnl::eltwise_forward::primitive_desc hint(eltwise_desc(f, prop_kind::forward_training, n),
-                                               engine());
-    memory::desc md = plain_md({n});
-    dnnl::eltwise_backward::primitive_desc pd(
-        dnnl::eltwise_backward::desc(f.alg, md, md, f.alpha, f.beta), engine(), hint);
-    return std::make_shared<dnnl::eltwise_backward>(pd);
-  });
+  auto prim =
+      cached<dnnl::eltwise_backward>(f.key("eltwise_backward", n), elements_cost(2 * n), [&] {
+        dnnl::eltwise_forward::primitive_desc hint(eltwise_desc(f, prop_kind::forward_training, n),
+                                                   engine());
+        memory::desc md = plain_md({n});
+        dnnl::eltwise_backward::primitive_desc pd(
+            dnnl::eltwise_backward::desc(f.alg, md, md, f.alpha, f.beta), engine(), hint);
+        return std::make_shared<dnnl::eltwise_backward>(pd);
+      });
   if (!prim) return false;
   memory::desc md = plain_md({n});
   execute(*prim,
@@ -165,9 +166,9 @@ bool clip_backward(const ops::BackwardContext& c, float lo, float hi) {
 bool softmax_forward(const ops::KernelContext& c, SoftmaxLines lines, bool log) {
   const Tensor& x = c.in(0);
   if (!enabled() || !all_f32({&x}) || x.numel() == 0) return false;
-  auto e = cached<SoftmaxForward>(softmax_key("softmax", lines, log), [&] {
-    return build_softmax_forward(lines, log, prop_kind::forward_inference);
-  });
+  auto e = cached<SoftmaxForward>(
+      softmax_key("softmax", lines, log), elements_cost(4 * x.numel()),
+      [&] { return build_softmax_forward(lines, log, prop_kind::forward_inference); });
   if (!e) return false;
   memory::desc md = lines_md(lines);
   int64_t cost = elements_cost(4 * x.numel());  // max, exp and sum, divide
@@ -181,6 +182,7 @@ bool softmax_backward(const ops::BackwardContext& c, SoftmaxLines lines, bool lo
   const Tensor& x = c.in(0);
   if (!all_f32({&x, &c.grad_out(0)}) || x.numel() == 0) return false;
   auto e = cached<SoftmaxBackward>(softmax_key("softmax_backward", lines, log),
+                                   elements_cost(4 * x.numel()),
                                    [&] { return build_softmax_backward(lines, log); });
   if (!e) return false;
   memory::desc md = lines_md(lines);

@@ -59,10 +59,11 @@ struct MatmulEntry {
 };
 
 std::shared_ptr<MatmulEntry> matmul_entry(const MatmulCase& k) {
-  return cached<MatmulEntry>(k.key(), [&] {
+  int64_t cost =
+      macs_cost(shape_numel(Shape(k.dst.dims.begin(), k.dst.dims.end())) * k.src.dims.back());
+  return cached<MatmulEntry>(k.key(), cost, [&] {
     auto e = std::make_shared<MatmulEntry>();
-    e->cost =
-        macs_cost(shape_numel(Shape(k.dst.dims.begin(), k.dst.dims.end())) * k.src.dims.back());
+    e->cost = cost;
     e->src = strided_md(k.src.dims, k.src.strides);
     e->weights = strided_md(k.weights.dims, k.weights.strides);
     e->dst = strided_md(k.dst.dims, k.dst.strides);

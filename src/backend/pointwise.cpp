@@ -39,7 +39,7 @@ struct Product {
 std::shared_ptr<Product> product(const std::string& key, const memory::desc& src,
                                  const memory::desc& weights, const memory::desc& dst, int64_t macs,
                                  bool accumulate) {
-  return cached<Product>(key, [&]() -> std::shared_ptr<Product> {
+  return cached<Product>(key, macs_cost(macs), [&]() -> std::shared_ptr<Product> {
     dnnl::primitive_attr attr;
     if (accumulate) {
       dnnl::post_ops ops;

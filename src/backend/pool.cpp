@@ -138,7 +138,7 @@ bool pool_forward(const ops::KernelContext& c) {
   if (!enabled() || !all_f32({&x}) || wants_indices) return false;
   std::optional<PoolCase> k = pool_case(c.node, x);
   if (!k) return false;
-  auto prim = cached<dnnl::pooling_v2_forward>(k->key("pool"), [&] {
+  auto prim = cached<dnnl::pooling_v2_forward>(k->key("pool"), k->cost(), [&] {
     return std::make_shared<dnnl::pooling_v2_forward>(dnnl::pooling_v2_forward::primitive_desc(
         forward_desc(*k, prop_kind::forward_inference), engine()));
   });
@@ -156,7 +156,8 @@ bool pool_backward(const ops::BackwardContext& c) {
   if (!all_f32({&x, &c.grad_out(0)})) return false;
   std::optional<PoolCase> k = pool_case(c.node, x);
   if (!k) return false;
-  auto e = cached<PoolBackward>(k->key("pool_backward"), [&] { return build_backward(*k); });
+  auto e =
+      cached<PoolBackward>(k->key("pool_backward"), k->cost(), [&] { return build_backward(*k); });
   if (!e) return false;
   memory::desc x_md = plain_md(k->x), y_md = plain_md(k->y);
   std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, wrap(y_md, c.grad_out(0))},
