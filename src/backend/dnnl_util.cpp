@@ -2,11 +2,11 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <vector>
 
 #include "backend/backend.h"
@@ -27,10 +27,14 @@ bool reference_from_environment() {
   return v && std::strcmp(v, "1") == 0;
 }
 
+// OMP_NUM_THREADS when set (its first value), else the number of cores.
+// Not omp_get_max_threads(): graft changes that setting per primitive.
 int default_threads() {
-  // omp_get_max_threads() before anyone changed it is OMP_NUM_THREADS when
-  // set, else the number of cores; read once, as later calls see our setting.
-  static const int n = omp_get_max_threads();
+  static const int n = [] {
+    const char* v = std::getenv("OMP_NUM_THREADS");
+    int from_env = v ? std::atoi(v) : 0;
+    return from_env > 0 ? from_env : std::max(1, omp_get_num_procs());
+  }();
   return n;
 }
 
@@ -48,10 +52,7 @@ bool reference_kernels() {
   return v == 1;
 }
 
-void set_num_threads(int n) {
-  default_threads();  // fix the default before changing OpenMP's setting
-  g_threads = n > 0 ? n : 0;
-}
+void set_num_threads(int n) { g_threads = n > 0 ? n : 0; }
 
 int num_threads() {
   int n = g_threads.load();
