@@ -36,11 +36,13 @@ bool starts_with(std::string_view bytes, std::string_view magic) {
 Format sniff(std::string_view bytes, const std::string& name) {
   if (starts_with(bytes, "\xFF\xD8\xFF")) return Format::kJpeg;
   if (starts_with(bytes, "\x89PNG\r\n\x1A\n")) return Format::kPng;
-  const char* other = starts_with(bytes, "GIF8")                                   ? "GIF"
-                      : starts_with(bytes, "BM")                                   ? "BMP"
-                      : starts_with(bytes, "RIFF") && bytes.substr(8, 4) == "WEBP" ? "WebP"
-                      : starts_with(bytes, "II*") || starts_with(bytes, "MM\0*")   ? "TIFF"
-                                                                                   : nullptr;
+  // substr(8) of a file shorter than 8 bytes would throw std::out_of_range.
+  const bool webp = starts_with(bytes, "RIFF") && bytes.size() >= 12 && bytes.substr(8, 4) == "WEBP";
+  const char* other = starts_with(bytes, "GIF8")                                 ? "GIF"
+                      : starts_with(bytes, "BM")                                 ? "BMP"
+                      : webp                                                     ? "WebP"
+                      : starts_with(bytes, "II*") || starts_with(bytes, "MM\0*") ? "TIFF"
+                                                                                 : nullptr;
   GRAFT_CHECK(other == nullptr, kUnsupported, "{}: {} images are not supported (JPEG and PNG are)",
               name, other);
   GRAFT_CHECK(!bytes.empty(), kCorruption, "{}: empty file, not an image", name);
