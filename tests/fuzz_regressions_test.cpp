@@ -123,3 +123,10 @@ TEST(FuzzRegressions, ListFileHugeLabel) {
         graft::ErrorKind::kCorruption, "is too large");
   }
 }
+
+// image/riff_short.bin: a file of just "RIFF" made the format sniffing read
+// past its end (std::out_of_range escaped instead of graft::Error).
+TEST(FuzzRegressions, ImageShortRiff) {
+  graft::test::expect_error([] { graft::decode_image("RIFF", "short.webp"); },
+                            graft::ErrorKind::kCorruption, "short.webp: not a JPEG or PNG image");
+}
