@@ -200,3 +200,21 @@ TEST_F(TrainCli, TheSeedsProgramInGraftsApi) {
   for (const Node& n : saved.nodes) conv_head = conv_head || n.name == "head/classifier";
   EXPECT_TRUE(conv_head);
 }
+
+TEST_F(TrainCli, UnfreezeAugmentAndCutSearch) {
+  // --unfreeze: features are cached where the unfrozen blocks begin, and
+  // those blocks train (BatchNorm-free export here: the fixture's BN is folded).
+  CommandResult u = graft_cli(seed_args("unfreeze") + " --epochs 2 --unfreeze 2");
+  ASSERT_EQ(u.status, 0) << u.output;
+  EXPECT_EQ(u.output.find("(features cached at /GlobalAveragePool_output_0)"), std::string::npos) << u.output;
+  EXPECT_TRUE(fs::exists(path("unfreeze/model.onnx")));
+  // --augment: each training image is cached as N augmented views.
+  CommandResult a = graft_cli(seed_args("augment") + " --epochs 2 --augment --views 2");
+  ASSERT_EQ(a.status, 0) << a.output;
+  EXPECT_NE(a.output.find("40 computed"), std::string::npos) << a.output;  // 16 × 2 views + 8 test images
+  // --cut search: a table of candidate cuts, one chosen.
+  CommandResult s = graft_cli(seed_args("search") + " --epochs 2 --cut search");
+  ASSERT_EQ(s.status, 0) << s.output;
+  EXPECT_NE(s.output.find("cut search"), std::string::npos) << s.output;
+  EXPECT_NE(s.output.find("<- chosen"), std::string::npos) << s.output;
+}
