@@ -15,6 +15,7 @@
 #include "graft/error.h"
 #include "graft/image.h"
 #include "graft/onnx.h"
+#include "graft/session.h"
 #include "graft/tensor.h"
 #include "graft/tfjs.h"
 #include "test_util.h"
@@ -74,6 +75,15 @@ struct Scratch {
 TEST(FuzzRegressions, Onnx) {
   Scratch s;
   replay("onnx", [&](const std::string& b) { graft::parse_onnx(b, s.dir.string(), "fuzz.onnx"); });
+}
+
+TEST(FuzzRegressions, OnnxSession) {
+  Scratch s;
+  replay("onnx_session", [&](const std::string& b) {
+    graft::Graph g = graft::parse_onnx(b, s.dir.string(), "fuzz.onnx");
+    graft::Session session(g);
+    graft::infer_shapes(g, graft::resolve_input_shapes(g, {}, 1));
+  });
 }
 
 TEST(FuzzRegressions, Tfjs) {
