@@ -27,7 +27,8 @@ int64_t as_int(const json& v, const std::string& what) {
   // JSON writers may print integral values as 2.0.
   if (v.is_number_float()) {
     double d = v.get<double>();
-    if (d == static_cast<double>(static_cast<int64_t>(d)) && std::abs(d) < 9e15)
+    // Range first: casting a double outside int64's range is undefined.
+    if (std::abs(d) < 9e15 && d == static_cast<double>(static_cast<int64_t>(d)))
       return static_cast<int64_t>(d);
   }
   fail(ErrorKind::kCorruption, "'{}' must be an integer, got {}", what, v.dump());
