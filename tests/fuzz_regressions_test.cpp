@@ -140,3 +140,16 @@ TEST(FuzzRegressions, ImageShortRiff) {
   graft::test::expect_error([] { graft::decode_image("RIFF", "short.webp"); },
                             graft::ErrorKind::kCorruption, "short.webp: not a JPEG or PNG image");
 }
+
+// tfjs/huge_float_kernel_size.bin: a kernel_size of 8.9e83 was cast to int64
+// before its range was checked (undefined behaviour; UBSan aborts).
+TEST(FuzzRegressions, TfjsHugeFloatInteger) {
+  Scratch s;
+  std::string b =
+      read_bytes(fs::path(GRAFT_TEST_DATA) / "fuzz_regressions/tfjs/huge_float_kernel_size.bin");
+  size_t nul = b.find('\0');
+  write_bytes(s.dir / "model.json", std::string_view(b).substr(0, nul));
+  write_bytes(s.dir / "w.bin", std::string_view(b).substr(nul + 1));
+  graft::test::expect_error([&] { graft::load_tfjs((s.dir / "model.json").string()); },
+                            graft::ErrorKind::kCorruption, "must be an integer");
+}
