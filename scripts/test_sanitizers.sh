@@ -3,7 +3,13 @@
 # (in ./build-asan, RelWithDebInfo, g++) and runs the test suite under it.
 # Any ASan error, UBSan report (-fno-sanitize-recover: the test aborts) or
 # leak in graft's own code fails the run. scripts/lsan.supp silences leaks
-# that belong to third-party libraries only (oneDNN, libgomp, protobuf).
+# that belong to third-party libraries only (oneDNN, libgomp, protobuf); it
+# is empty so far: the ONNX conformance suite (both kernel sets) runs
+# leak-free under it.
+# Status (2026-11-28): onnx_conformance and onnx_conformance_reference_kernels
+# pass clean here (410 passed, 0 failed, 639 skipped; about 2 s each); the
+# full ctest under sanitizers has not been timed yet, so .ci/run does not
+# call this script yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
