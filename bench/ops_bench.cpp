@@ -136,6 +136,37 @@ std::string models_dir() {
   return dir ? dir : std::string(GRAFT_SOURCE_DIR) + "/models";
 }
 
+// A full fine-tune step: forward and backward through every layer with all
+// weights trainable (the gradients of every Conv and the Gemm).
+void register_training_step(const std::string& path) {
+  for (bool reference : {true, false}) {
+    std::string name =
+        "mobilenet_v2.onnx/full_step/b32" + std::string(reference ? "/reference" : "/onednn");
+    auto* b = benchmark::RegisterBenchmark(name.c_str(), [path, reference](benchmark::State& s) {
+      Graph g = graft::load_onnx(path);
+      for (const auto& [init, t] : g.initializers)
+        if (t.dtype() == DType::kF32 && t.rank() >= 1) g.trainable.insert(init);
+      graft::Session session(std::move(g));
+      session.set_training(true);
+      std::string input = session.graph().inputs.at(0).name;
+      std::string output = session.graph().outputs.at(0).name;
+      Tensor x = filled({32, 3, 224, 224});
+      graft::set_reference_kernels(reference);
+      auto step = [&] {
+        graft::TensorMap out = session.run({{input, x}});
+        session.backward({{output, filled(out.at(output).shape(), 0.01f)}});
+      };
+      step();
+      for (auto _ : s) step();
+      s.counters["ms/image"] = benchmark::Counter(
+          32 * 1e-3, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+      graft::set_reference_kernels(false);
+    });
+    b->Unit(benchmark::kMillisecond)->UseRealTime();
+    if (reference) b->Iterations(1);
+  }
+}
+
 void register_all() {
   for (const OpCase& c : mobilenet_cases()) {
     for (int64_t batch : {1, 32}) {
@@ -155,6 +186,8 @@ void register_all() {
       }
     }
   }
+  if (std::filesystem::exists(models_dir() + "/mobilenet_v2.onnx"))
+    register_training_step(models_dir() + "/mobilenet_v2.onnx");
   // The whole forward pass: 300.8 M multiply-adds per image (PERF.md).
   for (const char* model : {"mobilenet_v2.onnx", "mobilenet_v2_features.onnx"}) {
     std::string path = models_dir() + "/" + model;

@@ -89,11 +89,11 @@ bool pointwise_forward(const ops::KernelContext& c, const ConvCase& k) {
   return true;
 }
 
-// dW accumulates one image at a time into the zeroed gradient (a sum
-// post-op); dB is a plain sum of dY.
+// dW and dB accumulate one image at a time into the zeroed gradients (a
+// sum post-op); dB is dY times a vector of ones.
 bool pointwise_backward(const ops::BackwardContext& c, const ConvCase& k) {
   Plan p = plan_of(k);
-  std::shared_ptr<Product> dx, dw;
+  std::shared_ptr<Product> dx, dw, db;
   if (c.wants_grad(0)) {
     memory::desc w_t = strided_md({1, p.in_c, p.out_c}, {p.out_c * p.in_c, 1, p.in_c});
     dx = product(k.key("pointwise_dx"), w_t, plain_md({p.batch, p.out_c, p.plane}),
@@ -106,6 +106,12 @@ bool pointwise_backward(const ops::BackwardContext& c, const ConvCase& k) {
                  plain_md({p.out_c, p.in_c}), p.out_c * p.in_c * p.plane, true);
     if (!dw) return false;
   }
+  if (c.wants_grad(2)) {
+    // dB[n] = dY[n] . ones, accumulated over the batch.
+    db = product(k.key("pointwise_db"), plain_md({p.out_c, p.plane}), plain_md({p.plane, 1}),
+                 plain_md({p.out_c, 1}), p.out_c * p.plane, true);
+    if (!db) return false;
+  }
   const float* x = c.in(0).data<float>();
   const float* dy = c.grad_out(0).data<float>();
   if (dx) run(*dx, c.in(1).raw(), dy, c.grad_in(0).raw());
@@ -113,16 +119,11 @@ bool pointwise_backward(const ops::BackwardContext& c, const ConvCase& k) {
     for (int64_t n = 0; n < p.batch; ++n)
       run(*dw, dy + n * p.out_c * p.plane, x + n * p.in_c * p.plane, c.grad_in(1).raw());
   }
-  if (c.wants_grad(2)) {
-    float* db = c.grad_in(2).data<float>();
-    for (int64_t o = 0; o < p.out_c; ++o) {
-      double sum = 0;
-      for (int64_t n = 0; n < p.batch; ++n) {
-        const float* plane = dy + (n * p.out_c + o) * p.plane;
-        for (int64_t i = 0; i < p.plane; ++i) sum += plane[i];
-      }
-      db[o] = static_cast<float>(sum);
-    }
+  if (db) {
+    memory ones = scratch(plain_md({p.plane, 1}), kExtraSlot);
+    std::fill_n(static_cast<float*>(ones.get_data_handle()), p.plane, 1.0f);
+    for (int64_t n = 0; n < p.batch; ++n)
+      run(*db, dy + n * p.out_c * p.plane, ones.get_data_handle(), c.grad_in(2).raw());
   }
   count_served();
   return true;
