@@ -27,7 +27,7 @@ TEST(BackendActivation, MatchesReference) {
     for (Shape shape : {Shape{1, 32, 7, 7}, Shape{3, 5}, Shape{1000}}) {
       SCOPED_TRACE(::testing::Message() << row.op << " " << shape_str(shape));
       FastCase fc;
-      fc.node = node_of(row.op, 1, 1, row.attrs);
+      fc.node = make_node(row.op, 1, 1, row.attrs);
       fc.inputs = {with_kinks(shape, 5)};
       fc.tolerance = 1e-5;
       expect_fast_matches_reference(fc);
@@ -39,25 +39,25 @@ TEST(BackendActivation, ClipMatchesReferenceAtTheBounds) {
   Tensor x = with_kinks({2, 16, 5, 5}, 6);
   // ReLU6 as exported from opset 11 on (bounds as inputs) and before (attributes).
   FastCase relu6;
-  relu6.node = node_of("Clip", 3, 1);
+  relu6.node = make_node("Clip", 3, 1);
   relu6.inputs = {x, Tensor::scalar(0.f), Tensor::scalar(6.f)};
   relu6.wanted = {0};
   expect_fast_matches_reference(relu6);
 
   FastCase legacy;
-  legacy.node = node_of("Clip", 1, 1, {{"min", -1.f}, {"max", 3.f}});
+  legacy.node = make_node("Clip", 1, 1, {{"min", -1.f}, {"max", 3.f}});
   legacy.inputs = {x};
   legacy.opset = 6;
   expect_fast_matches_reference(legacy);
 
   FastCase only_min;
-  only_min.node = node_of("Clip", 2, 1);
+  only_min.node = make_node("Clip", 2, 1);
   only_min.inputs = {x, Tensor::scalar(-3.f)};
   only_min.wanted = {0};
   expect_fast_matches_reference(only_min);
 
   FastCase unbounded;
-  unbounded.node = node_of("Clip", 1, 1);
+  unbounded.node = make_node("Clip", 1, 1);
   unbounded.inputs = {x};
   expect_fast_matches_reference(unbounded);
 }
@@ -65,7 +65,7 @@ TEST(BackendActivation, ClipMatchesReferenceAtTheBounds) {
 TEST(BackendActivation, ClipWithCrossedBoundsDeclines) {
   // min > max: ONNX gives max everywhere, oneDNN would give min.
   FastCase fc;
-  fc.node = node_of("Clip", 3, 1);
+  fc.node = make_node("Clip", 3, 1);
   fc.inputs = {uniform({3, 4}, 1), Tensor::scalar(2.f), Tensor::scalar(1.f)};
   fc.wanted = {0};
   expect_served(fc, false, false);
@@ -73,17 +73,17 @@ TEST(BackendActivation, ClipWithCrossedBoundsDeclines) {
 
 TEST(BackendActivation, OtherOpsAndDtypesStayOnTheReference) {
   FastCase exp;
-  exp.node = node_of("Exp", 1, 1);
+  exp.node = make_node("Exp", 1, 1);
   exp.inputs = {uniform({3, 4}, 1)};
   expect_served(exp, false, false);
 
   FastCase relu64;
-  relu64.node = node_of("Relu", 1, 1);
+  relu64.node = make_node("Relu", 1, 1);
   relu64.inputs = {uniform({3, 4}, 1).cast(DType::kF64)};
   expect_served(relu64, false, false);
 
   FastCase relu_int;
-  relu_int.node = node_of("Relu", 1, 1);
+  relu_int.node = make_node("Relu", 1, 1);
   relu_int.inputs = {uniform({3, 4}, 1, -5, 5).cast(DType::kI32)};
   relu_int.backward = false;
   expect_served(relu_int, false, false);
@@ -110,7 +110,7 @@ TEST(BackendSoftmax, MatchesReference) {
     SCOPED_TRACE(::testing::Message()
                  << row.op << " " << shape_str(row.x) << " opset " << row.opset);
     FastCase fc;
-    fc.node = node_of(row.op, 1, 1, row.attrs);
+    fc.node = make_node(row.op, 1, 1, row.attrs);
     fc.inputs = {uniform(row.x, 9, -5, 5)};
     fc.opset = row.opset;
     fc.tolerance = 1e-5;
@@ -120,7 +120,7 @@ TEST(BackendSoftmax, MatchesReference) {
 
 TEST(BackendSoftmax, Float64Declines) {
   FastCase fc;
-  fc.node = node_of("Softmax", 1, 1);
+  fc.node = make_node("Softmax", 1, 1);
   fc.inputs = {uniform({3, 4}, 1).cast(DType::kF64)};
   expect_served(fc, false, false);
 }

@@ -93,7 +93,7 @@ const std::vector<ConvRow> kConvRows = {
 
 FastCase conv_case(const ConvRow& row) {
   FastCase fc;
-  fc.node = node_of("Conv", row.bias ? 3 : 2, 1, row.attrs);
+  fc.node = make_node("Conv", row.bias ? 3 : 2, 1, row.attrs);
   fc.inputs = {uniform(row.x, 1), uniform(row.w, 2)};
   if (row.bias) fc.inputs.push_back(uniform({row.w[0]}, 3));
   return fc;
@@ -128,7 +128,7 @@ TEST(BackendConv, RepeatedRunsReuseTheCachedPrimitive) {
 
 TEST(BackendConv, Float64DeclinesToTheReference) {
   FastCase fc;
-  fc.node = node_of("Conv", 2, 1, {{"pads", Ints{1, 1, 1, 1}}});
+  fc.node = make_node("Conv", 2, 1, {{"pads", Ints{1, 1, 1, 1}}});
   fc.inputs = {uniform({1, 2, 5, 5}, 1).cast(DType::kF64),
                uniform({3, 2, 3, 3}, 2).cast(DType::kF64)};
   expect_served(fc, false, false);
@@ -136,14 +136,14 @@ TEST(BackendConv, Float64DeclinesToTheReference) {
 
 TEST(BackendConv, ConvTransposeStaysOnTheReference) {
   FastCase fc;
-  fc.node = node_of("ConvTranspose", 2, 1, {{"strides", Ints{2, 2}}});
+  fc.node = make_node("ConvTranspose", 2, 1, {{"strides", Ints{2, 2}}});
   fc.inputs = {uniform({1, 2, 4, 4}, 1), uniform({2, 3, 3, 3}, 2)};
   expect_served(fc, false, false);
 }
 
 TEST(BackendConv, EmptyBatchDeclines) {
   FastCase fc;
-  fc.node = node_of("Conv", 2, 1);
+  fc.node = make_node("Conv", 2, 1);
   fc.inputs = {uniform({0, 2, 5, 5}, 1), uniform({3, 2, 3, 3}, 2)};
   expect_served(fc, false, false);
 }

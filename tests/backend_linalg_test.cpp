@@ -34,7 +34,7 @@ const std::vector<GemmRow> kGemmRows = {
 
 FastCase gemm_case(const GemmRow& row) {
   FastCase fc;
-  fc.node = node_of("Gemm", row.c ? 3 : 2, 1, row.attrs);
+  fc.node = make_node("Gemm", row.c ? 3 : 2, 1, row.attrs);
   fc.inputs = {uniform(row.a, 31), uniform(row.b, 32)};
   if (row.c) fc.inputs.push_back(uniform(*row.c, 33));
   return fc;
@@ -64,7 +64,7 @@ TEST(BackendGemm, AlphaWithCDeclinesTheForward) {
 
 TEST(BackendGemm, IntegersStayOnTheReference) {
   FastCase fc;
-  fc.node = node_of("Gemm", 2, 1);
+  fc.node = make_node("Gemm", 2, 1);
   fc.inputs = {uniform({2, 3}, 1, -5, 5).cast(DType::kI32),
                uniform({3, 2}, 2, -5, 5).cast(DType::kI32)};
   fc.backward = false;
@@ -94,7 +94,7 @@ TEST(BackendMatMul, MatchesReferenceOverTheTable) {
   for (const MatMulRow& row : kMatMulRows) {
     SCOPED_TRACE(row.name);
     FastCase fc;
-    fc.node = node_of("MatMul", 2, 1);
+    fc.node = make_node("MatMul", 2, 1);
     fc.inputs = {uniform(row.a, 41), uniform(row.b, 42)};
     expect_served(fc, true, row.backward_served);
   }
@@ -105,7 +105,7 @@ TEST(BackendMatMul, EachGradientAlone) {
     for (int wanted : {0, 1}) {
       SCOPED_TRACE(::testing::Message() << row.name << ", gradient " << wanted);
       FastCase fc;
-      fc.node = node_of("MatMul", 2, 1);
+      fc.node = make_node("MatMul", 2, 1);
       fc.inputs = {uniform(row.a, 41), uniform(row.b, 42)};
       fc.wanted = {wanted};
       expect_fast_matches_reference(fc);
@@ -116,7 +116,7 @@ TEST(BackendMatMul, EachGradientAlone) {
 TEST(BackendMatMul, SharedAServesAGradientOfBAlone) {
   // Only dA of a shared A needs a sum the primitive cannot do.
   FastCase fc;
-  fc.node = node_of("MatMul", 2, 1);
+  fc.node = make_node("MatMul", 2, 1);
   fc.inputs = {uniform({3, 5}, 41), uniform({2, 5, 4}, 42)};
   fc.wanted = {1};
   expect_served(fc, true, false);

@@ -20,7 +20,7 @@ TEST(BackendBatchNorm, InferenceFormMatchesReference) {
   for (const Shape& x : kShapes) {
     SCOPED_TRACE(shape_str(x));
     FastCase fc;
-    fc.node = node_of("BatchNormalization", 5, 1, {{"epsilon", 1e-3f}});
+    fc.node = make_node("BatchNormalization", 5, 1, {{"epsilon", 1e-3f}});
     fc.inputs = norm_inputs(x);
     fc.opset = 15;
     expect_fast_matches_reference(fc);
@@ -33,7 +33,7 @@ TEST(BackendBatchNorm, TrainingModeWithRunningStatisticsMatchesReference) {
     SCOPED_TRACE(shape_str(x));
     FastCase fc;
     fc.node =
-        node_of("BatchNormalization", 5, 3, {{"training_mode", int64_t{1}}, {"momentum", 0.8f}});
+        make_node("BatchNormalization", 5, 3, {{"training_mode", int64_t{1}}, {"momentum", 0.8f}});
     fc.inputs = norm_inputs(x);
     fc.opset = 15;
     expect_fast_matches_reference(fc);
@@ -46,7 +46,7 @@ TEST(BackendBatchNorm, ExecutorTrainingMatchesReference) {
   for (const Shape& x : kShapes) {
     SCOPED_TRACE(shape_str(x));
     FastCase fc;
-    fc.node = node_of("BatchNormalization", 5, 3);
+    fc.node = make_node("BatchNormalization", 5, 3);
     fc.node.outputs = {"y", "running_mean", "running_var"};
     fc.inputs = norm_inputs(x);
     fc.opset = 11;
@@ -61,7 +61,7 @@ TEST(BackendBatchNorm, EachGradientAlone) {
     for (int wanted : {0, 1, 2}) {
       SCOPED_TRACE(::testing::Message() << "training " << training << ", gradient " << wanted);
       FastCase fc;
-      fc.node = node_of("BatchNormalization", 5, 1);
+      fc.node = make_node("BatchNormalization", 5, 1);
       fc.inputs = norm_inputs({3, 4, 5, 5});
       fc.training = training;
       fc.wanted = {wanted};
@@ -72,7 +72,7 @@ TEST(BackendBatchNorm, EachGradientAlone) {
 
 TEST(BackendBatchNorm, GradientReachingTheRunningStatisticsDeclines) {
   FastCase fc;
-  fc.node = node_of("BatchNormalization", 5, 3, {{"training_mode", int64_t{1}}});
+  fc.node = make_node("BatchNormalization", 5, 3, {{"training_mode", int64_t{1}}});
   fc.inputs = norm_inputs({3, 4, 5, 5});
   fc.opset = 15;
   fc.graded_outputs = {0, 1, 2};
@@ -82,7 +82,7 @@ TEST(BackendBatchNorm, GradientReachingTheRunningStatisticsDeclines) {
 TEST(BackendBatchNorm, PerActivationStatisticsDecline) {
   // spatial=0 (opset < 9): one statistic per channel and position.
   FastCase fc;
-  fc.node = node_of("BatchNormalization", 5, 1, {{"spatial", int64_t{0}}});
+  fc.node = make_node("BatchNormalization", 5, 1, {{"spatial", int64_t{0}}});
   Shape x{3, 2, 4};
   Shape p{2, 4};
   fc.inputs = {uniform(x, 1), uniform(p, 2, 0.5, 1.5), uniform(p, 3), uniform(p, 4),
@@ -93,7 +93,7 @@ TEST(BackendBatchNorm, PerActivationStatisticsDecline) {
 
 TEST(BackendBatchNorm, Float64Declines) {
   FastCase fc;
-  fc.node = node_of("BatchNormalization", 5, 1);
+  fc.node = make_node("BatchNormalization", 5, 1);
   for (const Tensor& t : norm_inputs({2, 3, 4, 4})) fc.inputs.push_back(t.cast(DType::kF64));
   expect_served(fc, false, false);
 }

@@ -89,7 +89,7 @@ const std::vector<PoolRow> kServedRows = {
 
 FastCase pool_case(const PoolRow& row, int outputs = 1) {
   FastCase fc;
-  fc.node = node_of(row.op, 1, outputs, row.attrs);
+  fc.node = make_node(row.op, 1, outputs, row.attrs);
   fc.inputs = {uniform(row.x, 11)};
   return fc;
 }
@@ -159,7 +159,7 @@ TEST(BackendPool, OtherDtypesAndGlobalMaxPoolStayOnTheReference) {
   expect_served(global_max, false, false);
 
   FastCase u8;
-  u8.node = node_of("MaxPool", 1, 1, {{"kernel_shape", Ints{2, 2}}});
+  u8.node = make_node("MaxPool", 1, 1, {{"kernel_shape", Ints{2, 2}}});
   u8.inputs = {uniform({1, 2, 4, 4}, 3, 0, 200).cast(DType::kU8)};
   u8.backward = false;
   PathResult fast = run_path(u8, false);

@@ -9,7 +9,7 @@ namespace {
 
 FastCase small_conv() {
   FastCase fc;
-  fc.node = node_of("Conv", 2, 1, {{"pads", std::vector<int64_t>{1, 1, 1, 1}}});
+  fc.node = make_node("Conv", 2, 1, {{"pads", std::vector<int64_t>{1, 1, 1, 1}}});
   fc.inputs = {uniform({1, 4, 6, 6}, 1), uniform({4, 4, 3, 3}, 2)};
   return fc;
 }
@@ -35,7 +35,7 @@ TEST(BackendSwitch, ThreadCountIsSettableAndResultsDoNotDependOnIt) {
   EXPECT_GE(cores, 1);
   // A batch large enough that the primitives run on every thread.
   FastCase fc;
-  fc.node = node_of("Conv", 3, 1, {{"pads", std::vector<int64_t>{1, 1, 1, 1}}});
+  fc.node = make_node("Conv", 3, 1, {{"pads", std::vector<int64_t>{1, 1, 1, 1}}});
   fc.inputs = {uniform({8, 16, 28, 28}, 1), uniform({32, 16, 3, 3}, 2), uniform({32}, 3)};
   set_num_threads(1);
   EXPECT_EQ(num_threads(), 1);

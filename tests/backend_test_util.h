@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "graft/backend.h"
 #include "graft/graph.h"
+#include "gradcheck.h"  // make_node
 #include "ops/op.h"
 
 namespace graft::test {
@@ -47,17 +48,6 @@ inline Tensor uniform(Shape shape, uint32_t seed, float lo = -1, float hi = 1) {
 }
 
 inline Tensor values(Shape shape, std::vector<float> v) { return Tensor::from_vector(shape, v); }
-
-inline Node node_of(std::string op, int n_inputs, int n_outputs = 1,
-                    std::map<std::string, Attribute> attrs = {}) {
-  Node n;
-  n.op_type = op;
-  n.name = op + "_under_test";
-  for (int i = 0; i < n_inputs; ++i) n.inputs.push_back("in" + std::to_string(i));
-  for (int i = 0; i < n_outputs; ++i) n.outputs.push_back("out" + std::to_string(i));
-  n.attrs = std::move(attrs);
-  return n;
-}
 
 // Sets the reference switch for a scope and restores it after.
 class KernelPath {

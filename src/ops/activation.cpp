@@ -155,15 +155,6 @@ Shape prelu_slope_shape(int opset, const Shape& x, const Shape& slope) {
   return s;
 }
 
-// True when `from` broadcasts to `to` without changing `to` (unidirectional).
-bool broadcasts_to(const Shape& from, const Shape& to) {
-  if (from.size() > to.size()) return false;
-  size_t offset = to.size() - from.size();
-  for (size_t i = 0; i < from.size(); ++i)
-    if (from[i] != 1 && from[i] != to[offset + i]) return false;
-  return true;
-}
-
 // At x = 0 the slope side is taken, as PyTorch does. A slope element shared
 // by several inputs (broadcast) sums their gradients.
 void prelu_backward(BackwardContext& c) {

@@ -28,6 +28,14 @@ Shape broadcast_shapes(const Shape& a, const Shape& b) {
   return out;
 }
 
+bool broadcasts_to(const Shape& from, const Shape& to) {
+  if (from.size() > to.size()) return false;
+  size_t offset = to.size() - from.size();
+  for (size_t i = 0; i < from.size(); ++i)
+    if (from[i] != 1 && from[i] != to[offset + i]) return false;
+  return true;
+}
+
 std::vector<int64_t> broadcast_index_map(const Shape& in_shape, const Shape& out_shape) {
   size_t rank = out_shape.size();
   GRAFT_ASSERT(in_shape.size() <= rank);

@@ -18,6 +18,9 @@ std::vector<int64_t> strides_of(const Shape& shape);
 // The numpy-broadcast shape of a and b; kInvalidArgument if incompatible.
 Shape broadcast_shapes(const Shape& a, const Shape& b);
 
+// True when `from` broadcasts to `to` without growing it (unidirectional).
+bool broadcasts_to(const Shape& from, const Shape& to);
+
 // For each element of `out_shape`, the flat index into a tensor of shape
 // `in_shape` broadcast to it (in_shape is right-aligned against out_shape).
 std::vector<int64_t> broadcast_index_map(const Shape& in_shape, const Shape& out_shape);

@@ -68,15 +68,6 @@ GemmDims gemm_dims(const Node& node, const Shape& a, const Shape& b) {
   return d;
 }
 
-// True when `from` broadcasts to `to` without growing it (unidirectional).
-bool broadcasts_to(const Shape& from, const Shape& to) {
-  if (from.size() > to.size()) return false;
-  size_t offset = to.size() - from.size();
-  for (size_t i = 0; i < from.size(); ++i)
-    if (from[i] != 1 && from[i] != to[offset + i]) return false;
-  return true;
-}
-
 // dA' = alpha dY B'^T and dB' = alpha A'^T dY, each written back through the
 // operand's (possibly transposed) layout; dC = beta dY summed over the axes C
 // was broadcast along.
