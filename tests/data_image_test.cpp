@@ -202,6 +202,17 @@ TEST(Decode, BadInputErrorsNameTheFile) {
                "empty.png: empty file");
   expect_error([] { decode_image_file(fixture("tiny.gif")); }, ErrorKind::kUnsupported,
                "tiny.gif: GIF images are not supported");
+  // TIFF's magics hold a NUL: both byte orders are named, and a file that
+  // merely starts with "MM" or "II" is not taken for one.
+  using namespace std::string_literals;
+  expect_error([] { decode_image("MM\0*\0\0\0\x08"s, "big.tif"); }, ErrorKind::kUnsupported,
+               "big.tif: TIFF images are not supported");
+  expect_error([] { decode_image("II*\0\x08\0\0\0"s, "little.tif"); }, ErrorKind::kUnsupported,
+               "little.tif: TIFF images are not supported");
+  expect_error([] { decode_image("MMAP notes"s, "mm.jpg"); }, ErrorKind::kCorruption,
+               "mm.jpg: not a JPEG or PNG image");
+  expect_error([] { decode_image("II*x"s, "ii.jpg"); }, ErrorKind::kCorruption,
+               "ii.jpg: not a JPEG or PNG image");
   expect_error([] { decode_image_file(fixture("bomb.png")); }, ErrorKind::kInvalidArgument,
                "bomb.png: image declares 100000x100000 = 10000000000 pixels, above the limit");
   expect_error([] { decode_image_file(fixture("bomb.jpg")); }, ErrorKind::kInvalidArgument,

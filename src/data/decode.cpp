@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 
 #include "data/codecs.h"
 #include "graft/error.h"
@@ -38,11 +39,15 @@ Format sniff(std::string_view bytes, const std::string& name) {
   if (starts_with(bytes, "\x89PNG\r\n\x1A\n")) return Format::kPng;
   // substr(8) of a file shorter than 8 bytes would throw std::out_of_range.
   const bool webp = starts_with(bytes, "RIFF") && bytes.size() >= 12 && bytes.substr(8, 4) == "WEBP";
-  const char* other = starts_with(bytes, "GIF8")                                 ? "GIF"
-                      : starts_with(bytes, "BM")                                 ? "BMP"
-                      : webp                                                     ? "WebP"
-                      : starts_with(bytes, "II*") || starts_with(bytes, "MM\0*") ? "TIFF"
-                                                                                 : nullptr;
+  // The TIFF magics hold a NUL byte: string_view literals keep all 4 bytes
+  // (a plain "MM\0*" would stop at the NUL and call any "MM..." file TIFF).
+  using namespace std::string_view_literals;
+  const bool tiff = starts_with(bytes, "II*\0"sv) || starts_with(bytes, "MM\0*"sv);
+  const char* other = starts_with(bytes, "GIF8") ? "GIF"
+                      : starts_with(bytes, "BM") ? "BMP"
+                      : webp                     ? "WebP"
+                      : tiff                     ? "TIFF"
+                                                 : nullptr;
   GRAFT_CHECK(other == nullptr, kUnsupported, "{}: {} images are not supported (JPEG and PNG are)",
               name, other);
   GRAFT_CHECK(!bytes.empty(), kCorruption, "{}: empty file, not an image", name);
