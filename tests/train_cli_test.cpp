@@ -4,7 +4,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <random>
 
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 #include "graft/session.h"
 #include "graft/transfer.h"
 #include "test_util.h"
+#include "train_fixture.h"
 
 using namespace graft;
 using namespace graft::test;
@@ -23,50 +23,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Two classes of 40×40 noisy images: dark red and bright cyan.
+// Two classes of 40×40 noisy images: dark red and bright cyan (train_fixture.h).
 class TrainCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("graft_train_cli_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_ / "images");
-    std::mt19937 rng(5);
-    std::uniform_int_distribution<int> noise(0, 90);
-    std::ofstream train(dir_ / "train.txt"), test(dir_ / "test.txt");
-    for (int i = 0; i < 24; ++i) {
-      int label = i % 2;
-      Image img;
-      img.width = img.height = 40;
-      img.pixels.resize(40 * 40 * 3);
-      for (int p = 0; p < 40 * 40; ++p) {
-        // Dark reds against bright blues: even untrained features tell them apart.
-        img.pixels[p * 3 + 0] = static_cast<uint8_t>((label ? 100 : 80) + noise(rng));
-        img.pixels[p * 3 + 1] = static_cast<uint8_t>((label ? 160 : 0) + noise(rng));
-        img.pixels[p * 3 + 2] = static_cast<uint8_t>((label ? 160 : 0) + noise(rng));
-      }
-      std::string name = "img " + std::to_string(i) + ".png";  // a space in the path
-      write_file_atomically((dir_ / "images" / name).string(), encode_png(img));
-      (i < 16 ? train : test) << name << " " << label << "\n";
-    }
-    std::ofstream(dir_ / "names.txt") << "red\nblue\n";
+    write_two_colour_images(dir_);
   }
   static std::string path(const std::string& name) { return (dir_ / name).string(); }
-  static std::string seed_args(const std::string& out) {
-    return "train " + std::string(GRAFT_TEST_DATA) + "/models/mobilenet_v2_025/model.onnx " + path("images") +
-           " " + path("train.txt") + " " + path("images") + " " + path("test.txt") + " --class-names " +
-           path("names.txt") + " --no-cache --out " + path(out);
-  }
+  static std::string seed_args(const std::string& out) { return seed_train_args(dir_, path(out)); }
   static fs::path dir_;
 };
 
 fs::path TrainCli::dir_;
 
-std::vector<std::string> lines(const std::string& file) {
-  std::ifstream in(file);
-  std::vector<std::string> out;
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
+std::vector<std::string> lines(const std::string& file) { return file_lines(file); }
 
 }  // namespace
 

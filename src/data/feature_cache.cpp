@@ -23,6 +23,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/fault.h"
 #include "data/random.h"
 #include "graft/error.h"
 #include "graft/file.h"
@@ -357,6 +358,7 @@ Tensor FeatureCache::features(const Dataset& d, Session& trunk, const std::strin
                 "feature cache: trunk output '{}' has {} values per image, the cache has {}",
                 output, fdim, dim);
     dim = fdim;
+    std::string records;  // the batch's rows, appended with one write
     for (size_t j = 0; j < n; ++j) {
       if (errors[j]) continue;
       const auto [i, v] = jobs[start + j];
@@ -365,11 +367,13 @@ Tensor FeatureCache::features(const Dataset& d, Session& trunk, const std::strin
       fresh[r].assign(row, row + dim);
       source[r] = fresh[r].data();
       if (file)
-        file->append(make_record(keys[r], row, dim));
+        records += make_record(keys[r], row, dim);
       else
         m.memory[keys[r].key] = {keys[r].stamp, fresh[r]};
       ++m.computed;
     }
+    if (file) file->append(records);
+    fault_point("features");  // the crash tests' kill during extraction
     done += int64_t(n);
     if (progress) progress(done, todo);
   }

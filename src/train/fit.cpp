@@ -8,6 +8,7 @@
 #include <numeric>
 #include <random>
 
+#include "core/fault.h"
 #include "graft/checkpoint.h"
 
 namespace graft {
@@ -200,6 +201,7 @@ FitResult fit(Session& model, const Tensor& train_x, const std::vector<int64_t>&
       lr = schedule.lr_at(step);
       optimizer->step(model.parameters(), lr);
       ++step;
+      fault_point("step");  // the crash tests' mid-epoch kill
       loss_sum += loss.value * static_cast<double>(rows.size());
       correct += static_cast<int64_t>(std::count_if(rows.begin(), rows.end(), [&, i = 0](int64_t) mutable {
         int64_t k = i++;

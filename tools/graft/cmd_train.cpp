@@ -192,9 +192,14 @@ int train(const TrainArgs& a) {
   std::error_code ec;
   fs::create_directories(a.out, ec);
   GRAFT_CHECK(!ec, kIO, "{}: cannot create the output folder: {}", a.out, ec.message());
+  check_folder_writable(a.out);   // a read-only folder fails now, not after the training
+  remove_stale_temporaries(a.out);  // left by a killed run
   o.fit.checkpoint = (fs::path(a.out) / "checkpoint.ckpt").string();
   if (!a.resume && fs::exists(o.fit.checkpoint))
     std::cerr << "graft: starting afresh; " << o.fit.checkpoint << " will be replaced (use --resume to continue it)\n";
+  if (a.resume && !fs::exists(o.fit.checkpoint))
+    std::cerr << "graft: no checkpoint in " << a.out << " yet (the run was stopped before its first epoch ended); "
+              << "starting from the beginning\n";
 
   std::cout << fmt::format("graft train: {} — {} training, {} validation, {} test images, {} classes\n", a.model,
                            train_set.samples.size(), val_set.samples.size(), test_set.samples.size(),
@@ -220,13 +225,10 @@ int train(const TrainArgs& a) {
   });
   bar.clear();
 
-  // Outputs: every file written atomically, the model last.
-  Graph served = served_model(r.model, r.class_names, o.preprocess, r.cut);
+  // The outputs are made first and written together at the end (below).
+  std::string served = serialize_onnx(served_model(r.model, r.class_names, o.preprocess, r.cut));
   std::string labels;
   for (const std::string& c : r.class_names) labels += c + "\n";
-  write_file_atomically((fs::path(a.out) / "labels.txt").string(), labels);
-  write_file_atomically((fs::path(a.out) / "metrics.jsonl").string(), metrics_jsonl(r.fit));
-  save_onnx(served, (fs::path(a.out) / "model.onnx").string());
 
   std::vector<std::pair<std::string, double>> comparisons;
   if (a.baseline_random) {
@@ -247,8 +249,15 @@ int train(const TrainArgs& a) {
   }
   const double total_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  write_report((fs::path(a.out) / "report.html").string(),
-               make_report(a, r, val_set.samples.empty(), test_set, o.preprocess, comparisons, total_seconds));
+  // All or none: a full disk or a failure here leaves the previous run's
+  // files as they were, and the model, renamed last, marks a finished set.
+  auto out = [&](const char* name) { return (fs::path(a.out) / name).string(); };
+  write_files_atomically(
+      {{out("labels.txt"), labels},
+       {out("metrics.jsonl"), metrics_jsonl(r.fit)},
+       {out("report.html"),
+        render_report(make_report(a, r, val_set.samples.empty(), test_set, o.preprocess, comparisons, total_seconds))},
+       {out("model.onnx"), std::move(served)}});
 
   if (!r.cut_table.empty()) {
     std::cout << fmt::format("cut search ({:.1f}s): accuracy of a head on each block's pooled output\n", r.search_seconds);
