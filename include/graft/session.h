@@ -11,6 +11,8 @@
 
 namespace graft {
 
+struct ExecutionPlan;  // src/graph/plan.h
+
 // What is known about a value before anything runs: dtype, concrete shape,
 // and its contents when they can be computed ahead (initializers, constants,
 // shape arithmetic folded at inference time).
@@ -98,6 +100,10 @@ class Session {
   void prepare(const ShapeMap& shapes, const TensorMap& inputs);
   bool prepared_for(const ShapeMap& shapes, const TensorMap& inputs) const;
   void plan_training();
+  ExecutionPlan& plan_for_mode();
+  // A value a step writes: a slice of the plan's arena, or its own storage
+  // when it outlives the run. Zeroed when `zeroed`.
+  Tensor make_value(const ExecutionPlan& plan, const std::string& name, bool zeroed) const;
   uint64_t node_seed(size_t node_index, uint64_t step) const;
   std::vector<Tensor> run_batch_norm_training(const Node& node, const std::vector<const Tensor*>& in,
                                               std::vector<ValueInfo> out_infos);
@@ -108,7 +114,9 @@ class Session {
   // needs them known ahead (e.g. Resize's scales fed as a graph input).
   TensorMap value_inputs_;
   std::map<std::string, ValueInfo> infos_;
-  std::map<std::string, int> last_use_;  // value -> index of the last node reading it
+  // The execution plans of the prepared shapes, by mode (training_), made
+  // on first use.
+  std::shared_ptr<ExecutionPlan> plans_[2];
 
   // Training state.
   Parameters parameters_;

@@ -30,6 +30,9 @@ class Tensor {
 
   // Zero-filled tensor.
   Tensor(DType dtype, Shape shape);
+  // A tensor over storage owned elsewhere (a slice of an execution plan's
+  // arena), which `storage` keeps alive; it must hold nbytes(). Not zeroed.
+  static Tensor over(std::shared_ptr<uint8_t> storage, DType dtype, Shape shape);
 
   template <typename T>
   static Tensor from_vector(Shape shape, const std::vector<T>& values);

@@ -10,6 +10,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include "ops/op.h"
 
@@ -49,6 +51,34 @@ struct SoftmaxLines {
 };
 bool softmax_forward(const ops::KernelContext& c, SoftmaxLines lines, bool log);
 bool softmax_backward(const ops::BackwardContext& c, SoftmaxLines lines, bool log);
+
+// --- Fused convolutions: the execution plan's fast path -------------------
+//
+// A Conv of a graph's frozen part run as one oneDNN primitive together with
+// what follows it: a BatchNormalization folded into its weights (by the
+// plan), then post-ops applied to each output element before it is stored,
+// in order: activations, and a sum with an addend (a residual Add). The
+// weights are reordered once, when the convolution is made, not per run.
+// Activations between such convolutions may be stored channels-last (NHWC)
+// so that a chain of them runs without any reorder.
+struct ConvPostOp {
+  const Node* activation = nullptr;  // nullptr: add the addend
+  float clip_lo = 0, clip_hi = 0;    // Clip's bounds
+};
+struct FusedConvSpec {
+  const Node* conv = nullptr;
+  Shape x;                     // the input's shape, NCHW order whatever the storage
+  Tensor weights, bias;        // bias may be undefined
+  std::vector<ConvPostOp> post;
+  bool x_channels_last = false;
+  bool y_channels_last = false;  // of the output and the addend
+};
+class FusedConv;
+// nullptr when the fast kernels are off or oneDNN has no fast kernel for
+// the case (the plan then runs the nodes one by one).
+std::shared_ptr<FusedConv> make_fused_conv(const FusedConvSpec& spec);
+// y = post-ops(conv(x)); `addend` (in y's layout) when the spec has a sum.
+void run_fused_conv(FusedConv& conv, const Tensor& x, const Tensor* addend, Tensor& y);
 
 // How many op calls the fast kernels have served on this thread: tests use
 // it to see which path ran.

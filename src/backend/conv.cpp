@@ -137,7 +137,7 @@ void backward_weights(const ConvBackward& e, const ops::BackwardContext& c, cons
 bool conv_forward(const ops::KernelContext& c) {
   const Tensor* bias = c.has_input(2) ? &c.in(2) : nullptr;
   if (!enabled() || !all_f32({&c.in(0), &c.in(1), bias})) return false;
-  std::optional<ConvCase> k = conv_case(c.node, c.in(0), c.in(1), bias != nullptr);
+  std::optional<ConvCase> k = conv_case(c.node, c.in(0).shape(), c.in(1).shape(), bias != nullptr);
   if (!k) return false;
   if (k->pointwise() && pointwise_forward(c, *k)) return true;
   auto e =
@@ -159,7 +159,7 @@ bool conv_backward(const ops::BackwardContext& c) {
   if (!enabled() || !c.has_grad_output(0)) return false;
   if (!c.wants_grad(0) && !c.wants_grad(1) && !c.wants_grad(2)) return false;
   if (!all_f32({&c.in(0), &c.in(1), &c.grad_out(0)})) return false;
-  std::optional<ConvCase> k = conv_case(c.node, c.in(0), c.in(1), true);
+  std::optional<ConvCase> k = conv_case(c.node, c.in(0).shape(), c.in(1).shape(), true);
   if (!k) return false;
   if (k->pointwise() && pointwise_backward(c, *k)) return true;
   auto e = cached<ConvBackward>(k->key("conv_backward"), macs_cost(k->macs()),

@@ -38,23 +38,23 @@ struct ConvCase {
   }
 };
 
-inline std::optional<ConvCase> conv_case(const Node& node, const Tensor& x, const Tensor& w,
+inline std::optional<ConvCase> conv_case(const Node& node, const Shape& x, const Shape& w,
                                          bool bias) {
-  if (x.rank() < 3 || x.rank() > 5 || x.numel() == 0 || w.numel() == 0) return std::nullopt;
-  ops::ConvGeometry g =
-      ops::window_geometry(node, ops::spatial_dims(x.shape()), ops::spatial_dims(w.shape()), false);
+  if (x.size() < 3 || x.size() > 5 || shape_numel(x) == 0 || shape_numel(w) == 0)
+    return std::nullopt;
+  ops::ConvGeometry g = ops::window_geometry(node, ops::spatial_dims(x), ops::spatial_dims(w), false);
   int64_t groups = node.attr_int("group", 1);
   ConvCase k;
-  k.x = to_dims(x.shape());
-  k.w = to_dims(w.shape());
+  k.x = to_dims(x);
+  k.w = to_dims(w);
   if (groups > 1) {
     k.w[0] /= groups;
     k.w.insert(k.w.begin(), groups);
   }
-  k.y = {x.dim(0), w.dim(0)};
+  k.y = {x[0], w[0]};
   k.y.insert(k.y.end(), g.out.begin(), g.out.end());
   if (shape_numel(k.y) == 0) return std::nullopt;
-  k.b = {w.dim(0)};
+  k.b = {w[0]};
   k.strides = to_dims(g.strides);
   for (int64_t d : g.dilations) k.dilates.push_back(d - 1);  // oneDNN counts the gaps
   k.pad_l = to_dims(g.pad_begin);

@@ -16,6 +16,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "graft/graph.h"
 #include "graft/tensor.h"
 
 namespace graft::backend {
@@ -118,6 +119,18 @@ std::shared_ptr<Entry> cached(const std::string& key, int64_t cost,
   return std::static_pointer_cast<Entry>(
       cached_entry(key, cost, [&]() -> std::shared_ptr<void> { return build(); }));
 }
+
+// An element-wise function as oneDNN names it.
+struct Eltwise {
+  dnnl::algorithm alg;
+  float alpha = 0, beta = 0;
+  std::string key(const char* what, int64_t n) const {
+    return fmt::format("{} {} {} {} {}", what, static_cast<int>(alg), alpha, beta, n);
+  }
+};
+// The function of an activation node (Relu, LeakyRelu, Sigmoid, Tanh,
+// HardSwish); nullopt for ops oneDNN lacks (eltwise.cpp).
+std::optional<Eltwise> activation_of(const Node& node);
 
 // Dims for keys: "1x32x112x112".
 std::string key_dims(const Dims& dims);

@@ -14,20 +14,8 @@
 
 namespace graft::backend {
 
-namespace {
-
 using dnnl::algorithm;
-using dnnl::prop_kind;
 
-struct Eltwise {
-  algorithm alg;
-  float alpha = 0, beta = 0;
-  std::string key(const char* what, int64_t n) const {
-    return fmt::format("{} {} {} {} {}", what, static_cast<int>(alg), alpha, beta, n);
-  }
-};
-
-// The oneDNN function of an activation node; nullopt for ops it lacks.
 // At the kinks oneDNN's derivatives are the reference's: Relu'(0) = 0,
 // LeakyRelu'(0) = alpha, HardSwish' = 0 at -3 and 1 at 3.
 std::optional<Eltwise> activation_of(const Node& node) {
@@ -39,6 +27,10 @@ std::optional<Eltwise> activation_of(const Node& node) {
   if (op == "HardSwish") return Eltwise{algorithm::eltwise_hardswish};
   return std::nullopt;
 }
+
+namespace {
+
+using dnnl::prop_kind;
 
 dnnl::eltwise_forward::desc eltwise_desc(const Eltwise& f, prop_kind prop, int64_t n) {
   return dnnl::eltwise_forward::desc(prop, f.alg, plain_md({n}), f.alpha, f.beta);

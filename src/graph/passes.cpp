@@ -24,6 +24,24 @@ bool all_initializers(const Graph& g, const Node& n, size_t from, size_t to) {
 
 }  // namespace
 
+std::pair<Tensor, Tensor> fold_batch_norm(const Node& bn, const Tensor& w, const Tensor* b,
+                                          const Tensor& scale, const Tensor& shift,
+                                          const Tensor& mean, const Tensor& var) {
+  const int64_t out_channels = w.dim(0);
+  const double eps = bn.attr_float("epsilon", 1e-5f);
+  Tensor new_w = w.clone();
+  Tensor new_b(DType::kF32, {out_channels});
+  const int64_t per_channel = w.numel() / out_channels;
+  for (int64_t c = 0; c < out_channels; ++c) {
+    double k = scale.data<float>()[c] / std::sqrt(static_cast<double>(var.data<float>()[c]) + eps);
+    float* wc = new_w.data<float>() + c * per_channel;
+    for (int64_t j = 0; j < per_channel; ++j) wc[j] = static_cast<float>(wc[j] * k);
+    new_b.data<float>()[c] = static_cast<float>(
+        ((b ? b->data<float>()[c] : 0.0) - mean.data<float>()[c]) * k + shift.data<float>()[c]);
+  }
+  return {new_w, new_b};
+}
+
 int fold_batch_norms(Graph& graph) {
   int folded = 0;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
@@ -36,22 +54,10 @@ int fold_batch_norms(Graph& graph) {
         !all_initializers(graph, *conv, 1, conv->inputs.size()))
       continue;
     const Tensor& w = graph.initializers.at(conv->inputs[1]);
-    const int64_t out_channels = w.dim(0);
-    auto param = [&](int k) { return graph.initializers.at(bn.inputs[k]).to_vector<float>(); };
-    std::vector<float> scale = param(1), bias = param(2), mean = param(3), var = param(4);
-    if (static_cast<int64_t>(scale.size()) != out_channels) continue;  // per-activation (spatial=0)
-    const double eps = bn.attr_float("epsilon", 1e-5f);
-
-    Tensor new_w = w.clone();
-    Tensor new_b(DType::kF32, {out_channels});
-    const int64_t per_channel = w.numel() / out_channels;
-    const float* old_b = conv->inputs.size() > 2 ? graph.initializers.at(conv->inputs[2]).data<float>() : nullptr;
-    for (int64_t c = 0; c < out_channels; ++c) {
-      double k = scale[c] / std::sqrt(static_cast<double>(var[c]) + eps);
-      float* wc = new_w.data<float>() + c * per_channel;
-      for (int64_t j = 0; j < per_channel; ++j) wc[j] = static_cast<float>(wc[j] * k);
-      new_b.data<float>()[c] = static_cast<float>(((old_b ? old_b[c] : 0.0) - mean[c]) * k + bias[c]);
-    }
+    if (graph.initializers.at(bn.inputs[1]).numel() != w.dim(0)) continue;  // per-activation (spatial=0)
+    const Tensor* old_b = conv->inputs.size() > 2 ? &graph.initializers.at(conv->inputs[2]) : nullptr;
+    auto param = [&](int k) -> const Tensor& { return graph.initializers.at(bn.inputs[k]); };
+    auto [new_w, new_b] = fold_batch_norm(bn, w, old_b, param(1), param(2), param(3), param(4));
     const std::string w_name = bn.name + "/folded_weight", b_name = bn.name + "/folded_bias";
     graph.initializers[w_name] = new_w;
     graph.initializers[b_name] = new_b;

@@ -3,6 +3,9 @@
 #include <chrono>
 #include <cstring>
 
+#include "backend/backend.h"
+#include "graft/backend.h"
+#include "graph/plan.h"
 #include "ops/op.h"
 
 namespace graft {
@@ -75,11 +78,40 @@ void Session::prepare(const ShapeMap& shapes, const TensorMap& inputs) {
     infos_ = infer_shapes(graph_, shapes, value_inputs_, variables_);
   }
   prepared_for_ = shapes;
-  last_use_.clear();
-  for (size_t i = 0; i < graph_.nodes.size(); ++i)
-    for (const std::string& in : graph_.nodes[i].inputs) last_use_[in] = static_cast<int>(i);
-  for (const ValueDecl& out : graph_.outputs) last_use_[out.name] = INT32_MAX;
+  plans_[0] = plans_[1] = nullptr;
   plan_training();
+}
+
+ExecutionPlan& Session::plan_for_mode() {
+  std::shared_ptr<ExecutionPlan>& plan = plans_[training_];
+  if (plan && plan->fast_kernels == !reference_kernels()) return *plan;
+  const bool keep_for_backward = training_ && !parameters_.empty();
+  PlanRequest request{graph_, infos_, variables_, std::vector<bool>(graph_.nodes.size()), {}};
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    request.alone[i] = training_ && (active_[i] || trains_[i]);
+    if (!keep_for_backward || !active_[i]) continue;
+    for (const std::string& v : graph_.nodes[i].inputs) request.outliving.insert(v);
+    for (const std::string& v : graph_.nodes[i].outputs) request.outliving.insert(v);
+  }
+  plan = std::make_shared<ExecutionPlan>(make_plan(request));
+  plan->fast_kernels = !reference_kernels();
+  if (plan->arena_bytes > 0) {
+    void* p = std::aligned_alloc(64, plan->arena_bytes);
+    GRAFT_CHECK(p != nullptr, kInvalidArgument, "out of memory allocating a {} MiB arena",
+                plan->arena_bytes >> 20);
+    plan->arena = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
+  }
+  return *plan;
+}
+
+Tensor Session::make_value(const ExecutionPlan& plan, const std::string& name, bool zeroed) const {
+  const ValueInfo& info = infos_.at(name);
+  auto it = plan.offsets.find(name);
+  if (it == plan.offsets.end()) return Tensor(info.dtype, info.shape);
+  Tensor t = Tensor::over(std::shared_ptr<uint8_t>(plan.arena, plan.arena.get() + it->second),
+                          info.dtype, info.shape);
+  if (zeroed) std::memset(t.raw(), 0, t.nbytes());
+  return t;
 }
 
 TensorMap Session::run(const TensorMap& inputs) {
@@ -116,42 +148,58 @@ TensorMap Session::run(const TensorMap& inputs) {
   for (const std::string& name : variables_) values[name] = graph_.initializers.at(name);
   for (const auto& [name, t] : inputs) values[name] = t;
 
-  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+  const ExecutionPlan& plan = plan_for_mode();
+  for (size_t s = 0; s < plan.steps.size(); ++s) {
+    const PlanStep& step = plan.steps[s];
+    const size_t i = static_cast<size_t>(step.node);
     const Node& node = graph_.nodes[i];
-    bool done = true;
-    for (const std::string& o : node.outputs) done = done && (o.empty() || values.count(o));
-    if (done) continue;  // folded ahead
     const bool train_node = training_ && trains_[i];
+    const auto start = std::chrono::steady_clock::now();
     with_context(node.describe(), [&] {
+      if (step.conv) {
+        Tensor y = make_value(plan, step.y, false);
+        backend::run_fused_conv(*step.conv, values.at(step.x),
+                                step.addend.empty() ? nullptr : &values.at(step.addend), y);
+        values[step.y] = std::move(y);
+        return;
+      }
       std::vector<const Tensor*> in;
       for (const std::string& name : node.inputs) in.push_back(name.empty() ? nullptr : &values.at(name));
-      std::vector<ValueInfo> out_infos;
-      for (const std::string& o : node.outputs) out_infos.push_back(o.empty() ? ValueInfo{} : infos_.at(o));
-      std::vector<Tensor> outs;
-      const auto start = std::chrono::steady_clock::now();
       if (train_node && node.op_type == "BatchNormalization") {
-        outs = run_batch_norm_training(node, in, out_infos);
-      } else {
-        outs = ops::run_node(node, graph_.opset, in, out_infos, train_node, node_seed(i, step_));
+        std::vector<ValueInfo> out_infos;
+        for (const std::string& o : node.outputs) out_infos.push_back(o.empty() ? ValueInfo{} : infos_.at(o));
+        std::vector<Tensor> outs = run_batch_norm_training(node, in, out_infos);
+        for (size_t k = 0; k < node.outputs.size(); ++k)
+          if (!node.outputs[k].empty()) values[node.outputs[k]] = std::move(outs[k]);
+        return;
       }
-      if (profiling_) {
-        OpTime& t = profile_[node.op_type];
-        t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        ++t.calls;
-      }
+      std::vector<Tensor> outs(node.outputs.size());
+      std::vector<Tensor*> out_ptrs(node.outputs.size(), nullptr);
+      for (size_t k = 0; k < node.outputs.size(); ++k)
+        if (!node.outputs[k].empty()) {
+          outs[k] = make_value(plan, node.outputs[k], true);
+          out_ptrs[k] = &outs[k];
+        }
+      ops::run_node_into(node, graph_.opset, in, out_ptrs, train_node, node_seed(i, step_));
       for (size_t k = 0; k < node.outputs.size(); ++k)
         if (!node.outputs[k].empty()) values[node.outputs[k]] = std::move(outs[k]);
     });
+    if (profiling_) {
+      OpTime& t = profile_[step.label];
+      t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      ++t.calls;
+    }
     if (keep_for_backward && active_[i]) {
       for (const std::string& name : node.inputs)
         if (!name.empty()) saved_[name] = values.at(name);
       for (const std::string& name : node.outputs)
         if (!name.empty()) saved_[name] = values.at(name);
     }
-    // Release what no later node reads.
-    for (const std::string& name : node.inputs) {
-      auto it = last_use_.find(name);
-      if (!name.empty() && it != last_use_.end() && it->second == static_cast<int>(i) &&
+    // Release what no later step reads (its arena slice is then reused).
+    std::vector<std::string> read = step.conv ? std::vector<std::string>{step.x, step.addend} : node.inputs;
+    for (const std::string& name : read) {
+      auto it = plan.last_use.find(name);
+      if (!name.empty() && it != plan.last_use.end() && it->second == s &&
           !infos_.at(name).constant.defined())
         values.erase(name);
     }

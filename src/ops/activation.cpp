@@ -506,6 +506,11 @@ OpDef identity_op() {
 
 }  // namespace
 
+std::pair<float, float> clip_bounds_f32(const Node& node, int opset,
+                                        const std::vector<const Tensor*>& inputs) {
+  return clip_bounds<float>(node, opset, inputs);
+}
+
 void register_activation_ops(OpRegistry& r) {
   // At a kink the derivative is the one PyTorch uses: Relu'(0) = 0,
   // LeakyRelu'(0) = alpha.

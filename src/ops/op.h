@@ -8,6 +8,7 @@
 #include <functional>
 #include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "graft/graph.h"
@@ -135,6 +136,16 @@ void check_node(const Node& node, int opset);
 std::vector<Tensor> run_node(const Node& node, int opset, const std::vector<const Tensor*>& inputs,
                              const std::vector<ValueInfo>& out_infos, bool training = false,
                              uint64_t seed = 0);
+
+// Clip's float32 bounds: from attributes before opset 11, from the optional
+// inputs (nullptr when absent) after; a missing bound does not limit.
+std::pair<float, float> clip_bounds_f32(const Node& node, int opset,
+                                        const std::vector<const Tensor*>& inputs);
+
+// Runs one node's reference kernel into outputs the caller allocated with
+// the inferred dtypes and shapes, zeroed (nullptr: output not requested).
+void run_node_into(const Node& node, int opset, const std::vector<const Tensor*>& inputs,
+                   const std::vector<Tensor*>& outputs, bool training = false, uint64_t seed = 0);
 
 // One function per group of ops (src/ops/<group>.cpp).
 void register_elementwise_ops(OpRegistry& r);

@@ -102,8 +102,6 @@ void check_node(const Node& node, int opset) {
 
 std::vector<Tensor> run_node(const Node& node, int opset, const std::vector<const Tensor*>& inputs,
                              const std::vector<ValueInfo>& out_infos, bool training, uint64_t seed) {
-  const OpDef* def = registry().find(node.op_type);
-  GRAFT_ASSERT(def != nullptr);
   std::vector<Tensor> outs(node.outputs.size());
   std::vector<Tensor*> out_ptrs(node.outputs.size(), nullptr);
   for (size_t i = 0; i < node.outputs.size(); ++i) {
@@ -111,9 +109,16 @@ std::vector<Tensor> run_node(const Node& node, int opset, const std::vector<cons
     outs[i] = Tensor(out_infos[i].dtype, out_infos[i].shape);
     out_ptrs[i] = &outs[i];
   }
-  KernelContext ctx{node, opset, inputs, out_ptrs, training, seed};
-  def->compute(ctx);
+  run_node_into(node, opset, inputs, out_ptrs, training, seed);
   return outs;
+}
+
+void run_node_into(const Node& node, int opset, const std::vector<const Tensor*>& inputs,
+                   const std::vector<Tensor*>& outputs, bool training, uint64_t seed) {
+  const OpDef* def = registry().find(node.op_type);
+  GRAFT_ASSERT(def != nullptr);
+  KernelContext ctx{node, opset, inputs, outputs, training, seed};
+  def->compute(ctx);
 }
 
 }  // namespace graft::ops

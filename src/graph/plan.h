@@ -1,0 +1,53 @@
+// A Session's execution plan for one set of input shapes and one mode,
+// compiled once and reused by every run:
+// - the steps in order: single nodes, or a Conv of the frozen part fused
+//   with the BatchNormalization, activations and residual Add after it
+//   (one oneDNN primitive, weights reordered once);
+// - which values are stored channels-last (between fused convolutions, so
+//   a chain of them needs no reorder);
+// - where each value lives in one arena whose offsets are planned ahead from
+//   the values' lifetimes, so a run allocates only what outlives it (graph
+//   outputs, values backward() reads).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "graft/session.h"
+
+namespace graft {
+
+struct PlanStep {
+  int node = -1;          // index in graph.nodes: the node run, or the fused Conv
+  std::vector<int> fused;  // nodes after it that this step computes too
+  std::shared_ptr<backend::FusedConv> conv;  // set for a fused step
+  std::string x, addend, y;                  // a fused step's input, addend ("" if none), output
+  std::string label;                         // for the profile: "Conv+BatchNormalization+Clip"
+};
+
+struct ExecutionPlan {
+  std::vector<PlanStep> steps;
+  std::set<std::string> channels_last;
+  std::map<std::string, size_t> offsets;  // arena values: byte offset
+  size_t arena_bytes = 0;
+  std::map<std::string, size_t> last_use;  // value -> index of the last step reading it
+                                           // (SIZE_MAX: a graph output)
+  std::shared_ptr<uint8_t> arena;          // allocated by the Session
+  bool fast_kernels = false;               // made with oneDNN's kernels on
+};
+
+struct PlanRequest {
+  const Graph& graph;
+  const std::map<std::string, ValueInfo>& infos;
+  const std::set<std::string>& variables;  // initializers that change between runs
+  std::vector<bool> alone;                 // per node: must run by itself (training)
+  std::set<std::string> outliving;         // values that must outlive a run
+};
+
+ExecutionPlan make_plan(const PlanRequest& request);
+
+}  // namespace graft

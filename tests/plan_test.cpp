@@ -1,0 +1,207 @@
+// The execution plan (src/graph/plan.h): fused convolutions, channels-last
+// chains and the arena must compute what the reference kernels compute,
+// node by node, and keep what a run returns intact across runs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "graft/backend.h"
+#include "graft/session.h"
+
+namespace graft {
+namespace {
+
+Node node(std::string op, std::vector<std::string> in, std::vector<std::string> out,
+          std::map<std::string, Attribute> attrs = {}) {
+  Node n;
+  n.op_type = op;
+  n.name = out[0] + "_node";
+  n.inputs = std::move(in);
+  n.outputs = std::move(out);
+  n.attrs = std::move(attrs);
+  return n;
+}
+
+Tensor random(Shape shape, uint32_t seed, float lo = -1, float hi = 1) {
+  Tensor t(DType::kF32, std::move(shape));
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
+  return t;
+}
+
+// Builds graphs value by value: conv(name, input, out_channels, ...) adds a
+// Conv with random weights and bias.
+struct GraphBuilder {
+  Graph g;
+  uint32_t seed = 1;
+  GraphBuilder(Shape input) {
+    g.opset = 13;
+    std::vector<Dim> dims;
+    for (int64_t d : input) dims.push_back({d, ""});
+    g.inputs.push_back({"x", DType::kF32, dims});
+    channels["x"] = input[1];
+  }
+  std::map<std::string, int64_t> channels;
+  std::string conv(const std::string& name, const std::string& in, int64_t out, int64_t k,
+                   int64_t stride = 1, bool depthwise = false) {
+    int64_t c = channels.at(in);
+    int64_t group = depthwise ? c : 1;
+    float bound = 1.0f / std::sqrt(static_cast<float>(c / group * k * k));
+    g.initializers[name + "_w"] = random({out, c / group, k, k}, seed++, -bound, bound);
+    g.initializers[name + "_b"] = random({out}, seed++, -0.1f, 0.1f);
+    g.nodes.push_back(node("Conv", {in, name + "_w", name + "_b"}, {name},
+                           {{"kernel_shape", std::vector<int64_t>{k, k}},
+                            {"pads", std::vector<int64_t>{k / 2, k / 2, k / 2, k / 2}},
+                            {"strides", std::vector<int64_t>{stride, stride}},
+                            {"group", group}}));
+    channels[name] = out;
+    return name;
+  }
+  std::string batch_norm(const std::string& name, const std::string& in) {
+    int64_t c = channels.at(in);
+    g.initializers[name + "_scale"] = random({c}, seed++, 0.5f, 1.5f);
+    g.initializers[name + "_shift"] = random({c}, seed++);
+    g.initializers[name + "_mean"] = random({c}, seed++);
+    g.initializers[name + "_var"] = random({c}, seed++, 0.5f, 2.0f);
+    g.nodes.push_back(node("BatchNormalization",
+                           {in, name + "_scale", name + "_shift", name + "_mean", name + "_var"},
+                           {name}));
+    channels[name] = c;
+    return name;
+  }
+  std::string relu6(const std::string& name, const std::string& in) {
+    g.initializers["zero"] = Tensor::scalar(0.0f);
+    g.initializers["six"] = Tensor::scalar(6.0f);
+    g.nodes.push_back(node("Clip", {in, "zero", "six"}, {name}));
+    channels[name] = channels.at(in);
+    return name;
+  }
+  std::string unary(const std::string& op, const std::string& name, const std::string& in) {
+    g.nodes.push_back(node(op, {in}, {name}));
+    channels[name] = channels.at(in);
+    return name;
+  }
+  std::string add(const std::string& name, const std::string& a, const std::string& b) {
+    g.nodes.push_back(node("Add", {a, b}, {name}));
+    channels[name] = channels.at(a);
+    return name;
+  }
+  void output(const std::string& name) { g.outputs.push_back({name, DType::kF32, std::nullopt}); }
+};
+
+// A MobileNetV2-like stack: stem, an inverted residual block with a skip,
+// one without, then pooling; the block input is also a graph output.
+GraphBuilder mobile_block_graph() {
+  GraphBuilder b({2, 3, 20, 20});
+  std::string s = b.relu6("stem", b.batch_norm("stem_bn", b.conv("stem_conv", "x", 16, 3, 2)));
+  std::string e = b.relu6("e1", b.conv("e1_conv", s, 48, 1));
+  std::string d = b.relu6("d1", b.batch_norm("d1_bn", b.conv("d1_conv", e, 48, 3, 1, true)));
+  std::string p = b.add("res1", b.conv("p1_conv", d, 16, 1), s);
+  std::string e2 = b.unary("HardSwish", "e2", b.conv("e2_conv", p, 32, 1));
+  std::string d2 = b.unary("Relu", "d2", b.conv("d2_conv", e2, 32, 3, 2, true));
+  std::string p2 = b.conv("p2_conv", d2, 24, 1);
+  b.g.nodes.push_back(node("GlobalAveragePool", {p2}, {"pooled"}));
+  b.output("pooled");
+  b.output(p);
+  return b;
+}
+
+std::map<std::string, Tensor> run_with(bool reference, const Graph& g, const Tensor& x,
+                                       std::map<std::string, Session::OpTime>* profile = nullptr) {
+  set_reference_kernels(reference);
+  Session s(g);
+  s.set_profiling(true);
+  auto out = s.run({{"x", x}});
+  if (profile) *profile = s.profile();
+  set_reference_kernels(false);
+  return out;
+}
+
+void expect_close(const Tensor& got, const Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  float scale = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) scale = std::max(scale, std::abs(want.data<float>()[i]));
+  for (int64_t i = 0; i < want.numel(); ++i)
+    ASSERT_NEAR(got.data<float>()[i], want.data<float>()[i], 1e-4f * std::max(1.0f, scale))
+        << what << " element " << i;
+}
+
+TEST(ExecutionPlan, FusedChainMatchesTheReferenceKernels) {
+  GraphBuilder b = mobile_block_graph();
+  Tensor x = random({2, 3, 20, 20}, 99);
+  std::map<std::string, Session::OpTime> profile;
+  auto fast = run_with(false, b.g, x, &profile);
+  auto ref = run_with(true, b.g, x);
+  for (const char* name : {"pooled", "res1"}) expect_close(fast.at(name), ref.at(name), name);
+  // The plan fused what it could: BatchNorm and Clip into the stem, the
+  // residual Add into the projection, HardSwish and Relu into theirs.
+  EXPECT_TRUE(profile.count("Conv+BatchNormalization+Clip")) << "stem not fused";
+  EXPECT_TRUE(profile.count("Conv+Add")) << "residual not fused";
+  EXPECT_TRUE(profile.count("Conv+HardSwish"));
+  EXPECT_TRUE(profile.count("Conv+Relu"));
+  EXPECT_FALSE(profile.count("Clip")) << "a Clip ran by itself";
+}
+
+TEST(ExecutionPlan, OutputsOfOneRunSurviveTheNext) {
+  GraphBuilder b = mobile_block_graph();
+  Session s(b.g);
+  Tensor x1 = random({2, 3, 20, 20}, 1), x2 = random({2, 3, 20, 20}, 2);
+  auto first = s.run({{"x", x1}});
+  Tensor kept = first.at("pooled").clone();
+  auto second = s.run({{"x", x2}});
+  expect_close(first.at("pooled"), kept, "first output after a second run");
+  expect_close(second.at("pooled"), run_with(true, b.g, x2).at("pooled"), "second run");
+  EXPECT_NE(first.at("pooled").data<float>()[0], second.at("pooled").data<float>()[0]);
+}
+
+// An Add whose other operand is computed after the convolution cannot be
+// fused into it; a convolution read by two nodes keeps its output.
+TEST(ExecutionPlan, UnfusableNeighboursStillComputeTheSame) {
+  GraphBuilder b({1, 8, 9, 9});
+  std::string c1 = b.conv("c1", "x", 8, 3);
+  std::string c2 = b.conv("c2", "x", 8, 1);  // computed after c1
+  std::string sum = b.add("sum", c1, c2);
+  std::string r = b.unary("Relu", "r", c2);  // c2 read twice: not fused into sum
+  b.add("out", sum, r);
+  b.output("out");
+  b.output(c1);
+  Tensor x = random({1, 8, 9, 9}, 5);
+  auto fast = run_with(false, b.g, x), ref = run_with(true, b.g, x);
+  expect_close(fast.at("out"), ref.at("out"), "out");
+  expect_close(fast.at("c1"), ref.at("c1"), "c1");
+}
+
+// Training: the trainable part runs node by node (backward reads its
+// values); the frozen trunk before it is fused. Gradients equal the
+// reference kernels'.
+TEST(ExecutionPlan, TrainingKeepsWhatBackwardReads) {
+  GraphBuilder b({2, 3, 12, 12});
+  std::string t = b.relu6("t", b.batch_norm("t_bn", b.conv("t_conv", "x", 8, 3)));
+  std::string h = b.relu6("h", b.conv("h_conv", t, 4, 1));
+  b.g.nodes.push_back(node("GlobalAveragePool", {h}, {"y"}));
+  b.output("y");
+  b.g.trainable = {"h_conv_w", "h_conv_b"};
+  Tensor x = random({2, 3, 12, 12}, 7);
+  std::vector<Tensor> grads[2];
+  for (bool reference : {false, true}) {
+    set_reference_kernels(reference);
+    Session s(b.g);
+    s.set_training(true);
+    s.set_profiling(true);
+    auto y = s.run({{"x", x}});
+    s.backward({{"y", Tensor::from_vector<float>({2, 4, 1, 1}, {1, 2, 3, 4, -1, -2, -3, -4})}});
+    for (Parameter& p : s.parameters()) grads[reference].push_back(p.grad.clone());
+    if (!reference) {
+      EXPECT_TRUE(s.profile().count("Conv+BatchNormalization+Clip")) << "frozen trunk not fused";
+      EXPECT_TRUE(s.profile().count("Clip")) << "the trained part should run node by node";
+    }
+    set_reference_kernels(false);
+  }
+  ASSERT_EQ(grads[0].size(), 2u);
+  for (size_t i = 0; i < 2; ++i) expect_close(grads[0][i], grads[1][i], "gradient");
+}
+
+}  // namespace
+}  // namespace graft
