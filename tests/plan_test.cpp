@@ -45,15 +45,16 @@ struct GraphBuilder {
   }
   std::map<std::string, int64_t> channels;
   std::string conv(const std::string& name, const std::string& in, int64_t out, int64_t k,
-                   int64_t stride = 1, bool depthwise = false) {
+                   int64_t stride = 1, bool depthwise = false, int64_t pad = -1) {
     int64_t c = channels.at(in);
+    if (pad < 0) pad = k / 2;
     int64_t group = depthwise ? c : 1;
     float bound = 1.0f / std::sqrt(static_cast<float>(c / group * k * k));
     g.initializers[name + "_w"] = random({out, c / group, k, k}, seed++, -bound, bound);
     g.initializers[name + "_b"] = random({out}, seed++, -0.1f, 0.1f);
     g.nodes.push_back(node("Conv", {in, name + "_w", name + "_b"}, {name},
                            {{"kernel_shape", std::vector<int64_t>{k, k}},
-                            {"pads", std::vector<int64_t>{k / 2, k / 2, k / 2, k / 2}},
+                            {"pads", std::vector<int64_t>{pad, pad, pad, pad}},
                             {"strides", std::vector<int64_t>{stride, stride}},
                             {"group", group}}));
     channels[name] = out;
@@ -171,6 +172,39 @@ TEST(ExecutionPlan, UnfusableNeighboursStillComputeTheSame) {
   auto fast = run_with(false, b.g, x), ref = run_with(true, b.g, x);
   expect_close(fast.at("out"), ref.at("out"), "out");
   expect_close(fast.at("c1"), ref.at("c1"), "c1");
+}
+
+// A TF.js-style stem: NHWC input transposed, zero-padded, then a valid
+// strided convolution. The Transpose and the Pad join the convolution's
+// step; Pads the Conv cannot do (a non-zero value, channel padding) run
+// by themselves.
+TEST(ExecutionPlan, TransposeAndZeroPadJoinTheConvolution) {
+  GraphBuilder b({2, 11, 11, 3});  // NHWC
+  b.g.nodes.push_back(node("Transpose", {"x"}, {"nchw"}, {{"perm", std::vector<int64_t>{0, 3, 1, 2}}}));
+  b.channels["nchw"] = 3;
+  auto pad = [&](const std::string& name, const std::string& in, std::vector<int64_t> amounts,
+                 float value) {
+    b.g.initializers[name + "_amounts"] = Tensor::from_vector<int64_t>({8}, amounts);
+    b.g.initializers[name + "_value"] = Tensor::scalar(value);
+    b.g.nodes.push_back(node("Pad", {in, name + "_amounts", name + "_value"}, {name}));
+    b.channels[name] = b.channels.at(in) + amounts[1] + amounts[5];
+    return name;
+  };
+  std::string p1 = pad("p1", "nchw", {0, 0, 0, 0, 0, 0, 1, 1}, 0.0f);
+  b.conv("c1", p1, 8, 3, 2, false, 0);
+  std::string r1 = b.relu6("r1", b.batch_norm("bn1", "c1"));
+  std::string p2 = pad("p2", r1, {0, 0, 1, 1, 0, 0, 1, 1}, 0.5f);  // non-zero value
+  b.conv("c2", p2, 8, 3);
+  std::string p3 = pad("p3", "c2", {0, 1, 0, 0, 0, 1, 0, 0}, 0.0f);  // channels
+  b.conv("c3", p3, 4, 1);
+  b.output("c3");
+  Tensor x = random({2, 11, 11, 3}, 17);
+  std::map<std::string, Session::OpTime> profile;
+  auto fast = run_with(false, b.g, x, &profile);
+  auto ref = run_with(true, b.g, x);
+  expect_close(fast.at("c3"), ref.at("c3"), "c3");
+  EXPECT_TRUE(profile.count("Transpose+Pad+Conv+BatchNormalization+Clip"));
+  EXPECT_EQ(profile["Pad"].calls, 2);
 }
 
 // Training: the trainable part runs node by node (backward reads its

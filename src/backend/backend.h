@@ -66,7 +66,7 @@ struct ConvPostOp {
   float clip_lo = 0, clip_hi = 0;    // Clip's bounds
 };
 struct FusedConvSpec {
-  const Node* conv = nullptr;
+  Node conv;                   // its pads may include a Pad the plan fused in
   Shape x;                     // the input's shape, NCHW order whatever the storage
   Tensor weights, bias;        // bias may be undefined
   std::vector<ConvPostOp> post;

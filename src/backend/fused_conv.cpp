@@ -76,7 +76,7 @@ std::shared_ptr<FusedConv> make_fused_conv(const FusedConvSpec& spec) {
   if (!enabled() || !all_f32({&spec.weights, spec.bias.defined() ? &spec.bias : nullptr}))
     return nullptr;
   if ((spec.x_channels_last || spec.y_channels_last) && spec.x.size() != 4) return nullptr;
-  std::optional<ConvCase> k = conv_case(*spec.conv, spec.x, spec.weights.shape(), spec.bias.defined());
+  std::optional<ConvCase> k = conv_case(spec.conv, spec.x, spec.weights.shape(), spec.bias.defined());
   if (!k) return nullptr;
   auto f = std::make_shared<FusedConv>();
   f->spec = spec;

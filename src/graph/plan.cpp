@@ -7,6 +7,7 @@
 
 #include "graft/passes.h"
 #include "ops/op.h"
+#include "ops/shape_ops.h"
 
 namespace graft {
 
@@ -32,18 +33,34 @@ class Planner {
   ExecutionPlan plan() {
     ExecutionPlan p;
     std::vector<bool> absorbed(nodes_.size(), false);
+    std::map<int, Chain> ahead;  // chains of convolutions whose input nodes joined them
     for (size_t i = 0; i < nodes_.size(); ++i) {
       if (absorbed[i] || computed_ahead(nodes_[i])) continue;
+      if (InputNodes in = input_nodes_from(static_cast<int>(i)); in.conv >= 0)
+        if (std::optional<Chain> c = chain_from(in.conv, in)) {
+          if (in.pad >= 0) absorbed[in.pad] = true;
+          if (in.transpose >= 0) absorbed[in.transpose] = true;
+          ahead.emplace(in.conv, std::move(*c));
+          continue;
+        }
       PlanStep step;
       step.node = static_cast<int>(i);
       step.label = nodes_[i].op_type;
-      if (std::optional<Chain> c = chain_from(static_cast<int>(i))) {
+      std::optional<Chain> c;
+      if (auto it = ahead.find(static_cast<int>(i)); it != ahead.end()) c = std::move(it->second);
+      else c = chain_from(static_cast<int>(i));
+      if (c) {
         for (int j : c->fused) {
           absorbed[j] = true;
           step.label += "+" + nodes_[j].op_type;
         }
+        if (c->in.pad >= 0) step.label = "Pad+" + step.label;
+        if (c->in.transpose >= 0) step.label = "Transpose+" + step.label;
+        step.pad = c->in.pad;
+        step.transpose = c->in.transpose;
+        step.x_channels_last = c->in.transpose >= 0;
         step.fused = c->fused;
-        step.x = nodes_[i].inputs[0];
+        step.x = c->x;
         step.addend = c->addend;
         step.y = c->y;
         chains_.push_back(std::move(*c));
@@ -59,8 +76,18 @@ class Planner {
   }
 
  private:
+  // Nodes before a Conv that its step can do: a Transpose from NHWC (the
+  // step reads its input channels-last), then a zero Pad (the Conv pads).
+  struct InputNodes {
+    int conv = -1, pad = -1, transpose = -1;
+  };
+
   // A Conv and what the plan fuses into it.
   struct Chain {
+    Node conv;  // with a fused Pad's amounts added to its pads
+    InputNodes in;
+    std::string x;  // what the step reads
+    Shape x_shape;  // its shape in NCHW order
     Tensor w, b;
     std::vector<backend::ConvPostOp> post;
     std::vector<int> fused;
@@ -92,16 +119,26 @@ class Planner {
 
   // The Conv at `i` with what can be fused into it, when oneDNN has a fast
   // kernel for that.
-  std::optional<Chain> chain_from(int i) const {
+  std::optional<Chain> chain_from(int i) const { return chain_from(i, InputNodes()); }
+  std::optional<Chain> chain_from(int i, const InputNodes& in) const {
     const Node& conv = nodes_[i];
     if (conv.op_type != "Conv" || r_.alone[i] || conv.outputs.size() != 1 ||
         !is_f32(conv.inputs[0]))
       return std::nullopt;
+    Chain c;
+    c.conv = conv;
+    c.in = in;
+    c.x = conv.inputs[0];
+    if (in.pad >= 0) {
+      if (!add_padding(c.conv, nodes_[in.pad])) return std::nullopt;
+      c.x = nodes_[in.pad].inputs[0];
+    }
+    c.x_shape = r_.infos.at(c.x).shape;
+    if (in.transpose >= 0) c.x = nodes_[in.transpose].inputs[0];
     const Tensor* w = constant(conv.inputs[1]);
     const bool has_bias = conv.inputs.size() > 2 && !conv.inputs[2].empty();
     const Tensor* b = has_bias ? constant(conv.inputs[2]) : nullptr;
     if (!w || (has_bias && !b)) return std::nullopt;
-    Chain c;
     c.w = *w;
     if (b) c.b = *b;
     std::string cur = conv.outputs[0];
@@ -113,9 +150,64 @@ class Planner {
       cur = n.outputs[0];
     }
     c.y = cur;
-    backend::FusedConvSpec spec = spec_of(i, c, false, false);
-    if (!backend::make_fused_conv(spec)) return std::nullopt;
+    if (!backend::make_fused_conv(spec_of(c, in.transpose >= 0, false))) return std::nullopt;
     return c;
+  }
+
+  // The input nodes a Conv's step can take, starting at node `i`, when
+  // each is the only reader of the one before: Transpose(0,3,1,2)?, zero
+  // Pad?, Conv. `conv` is -1 when `i` starts no such sequence.
+  InputNodes input_nodes_from(int i) const {
+    InputNodes in;
+    int at = i;
+    if (nodes_[at].op_type == "Transpose" &&
+        nodes_[at].attr_ints("perm") == std::vector<int64_t>{0, 3, 1, 2} &&
+        r_.infos.at(nodes_[at].inputs[0]).shape.size() == 4 && !r_.alone[at]) {
+      in.transpose = at;
+      if ((at = sole_reader(nodes_[at].outputs[0])) < 0) return {};
+    }
+    if (nodes_[at].op_type == "Pad" && nodes_[at].outputs.size() == 1 && !r_.alone[at]) {
+      in.pad = at;
+      if ((at = sole_reader(nodes_[at].outputs[0])) < 0) return {};
+    }
+    const Node& conv = nodes_[at];
+    if (at == i || conv.op_type != "Conv" || conv.inputs[0] != nodes_[in.pad >= 0 ? in.pad : in.transpose].outputs[0])
+      return {};
+    in.conv = at;
+    return in;
+  }
+
+  // Adds the zero padding of `pad` to Conv `conv`'s pads; false when the Pad
+  // is not that (another mode or value, batch or channel padding, cropping)
+  // or the Conv pads by auto_pad.
+  bool add_padding(Node& conv, const Node& pad) const {
+    const int opset = r_.graph.opset;
+    if (pad.attr_string("mode", "constant") != "constant") return false;
+    const Tensor* amounts = nullptr;
+    if (opset >= 11 && !(amounts = constant(pad.inputs.size() > 1 ? pad.inputs[1] : ""))) return false;
+    float value = pad.attr_float("value", 0);
+    if (opset >= 11 && pad.inputs.size() > 2 && !pad.inputs[2].empty()) {
+      const Tensor* v = constant(pad.inputs[2]);
+      if (!v || v->dtype() != DType::kF32 || v->numel() != 1) return false;
+      value = v->data<float>()[0];
+    }
+    std::vector<int64_t> p = ops::pad_amounts(pad, opset, amounts);
+    const size_t rank = r_.infos.at(pad.inputs[0]).shape.size();
+    if (value != 0 || p.size() != 2 * rank || rank < 3) return false;
+    const std::string auto_pad = conv.attr_string("auto_pad", "NOTSET");
+    if (auto_pad != "NOTSET" && auto_pad != "VALID") return false;
+    const size_t spatial = rank - 2;
+    std::vector<int64_t> conv_pads = conv.attr_ints("pads", std::vector<int64_t>(2 * spatial, 0));
+    if (conv_pads.size() != 2 * spatial) return false;
+    for (size_t d = 0; d < rank; ++d) {
+      if (p[d] < 0 || p[d + rank] < 0 || (d < 2 && (p[d] != 0 || p[d + rank] != 0))) return false;
+      if (d < 2) continue;
+      conv_pads[d - 2] += p[d];
+      conv_pads[d - 2 + spatial] += p[d + rank];
+    }
+    conv.attrs.erase("auto_pad");
+    conv.attrs["pads"] = conv_pads;
+    return true;
   }
 
   // Adds node `n`, which reads `cur`, to chain `c` of the Conv at `conv`.
@@ -158,10 +250,10 @@ class Planner {
     return false;
   }
 
-  backend::FusedConvSpec spec_of(int conv, const Chain& c, bool x_cl, bool y_cl) const {
+  backend::FusedConvSpec spec_of(const Chain& c, bool x_cl, bool y_cl) const {
     backend::FusedConvSpec s;
-    s.conv = &nodes_[conv];
-    s.x = r_.infos.at(nodes_[conv].inputs[0]).shape;
+    s.conv = c.conv;
+    s.x = c.x_shape;
     s.weights = c.w;
     s.bias = c.b;
     s.post = c.post;
@@ -183,7 +275,7 @@ class Planner {
   }
 
   // A fused step's output is stored channels-last when every node reading
-  // it is a fused step reading it as its input or its addend; a step's
+  // it is part of a fused step reading it as its input or its addend; a step's
   // addend and output share a layout. Then the fused convolutions are made
   // for their layouts; one oneDNN cannot make that way has its values
   // stored NCHW, and the layouts are chosen again.
@@ -193,6 +285,8 @@ class Planner {
       if (!s.y.empty()) {
         step_of_node[s.node] = &s;
         for (int j : s.fused) step_of_node[j] = &s;
+        if (s.pad >= 0) step_of_node[s.pad] = &s;
+        if (s.transpose >= 0) step_of_node[s.transpose] = &s;
       }
     std::set<std::string> plain;  // values that must stay NCHW
     for (;;) {
@@ -205,8 +299,7 @@ class Planner {
         for (int reader : readers_.at(s.y)) {
           auto it = step_of_node.find(reader);
           all_fused = all_fused && it != step_of_node.end() &&
-                      ((it->second->node == reader && it->second->x == s.y) ||
-                       (it->second->node != reader && it->second->addend == s.y));
+                      (it->second->x == s.y || it->second->addend == s.y);
         }
         if (all_fused && readers_.count(s.y)) cl.insert(s.y);
       }
@@ -220,8 +313,8 @@ class Planner {
       size_t chain = 0;
       for (PlanStep& s : p.steps) {
         if (s.y.empty()) continue;
-        bool x_cl = cl.count(s.x), y_cl = cl.count(s.y);
-        s.conv = backend::make_fused_conv(spec_of(s.node, chains_[chain++], x_cl, y_cl));
+        bool x_cl = s.x_channels_last || cl.count(s.x), y_cl = cl.count(s.y);
+        s.conv = backend::make_fused_conv(spec_of(chains_[chain++], x_cl, y_cl));
         if (!s.conv) {
           made = false;
           plain.insert({s.x, s.y, s.addend});

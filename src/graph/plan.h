@@ -24,6 +24,9 @@ namespace graft {
 struct PlanStep {
   int node = -1;          // index in graph.nodes: the node run, or the fused Conv
   std::vector<int> fused;  // nodes after it that this step computes too
+  int pad = -1;            // a Pad before it whose padding the Conv does
+  int transpose = -1;      // a Transpose from NHWC before it: x is read channels-last
+  bool x_channels_last = false;
   std::shared_ptr<backend::FusedConv> conv;  // set for a fused step
   std::string x, addend, y;                  // a fused step's input, addend ("" if none), output
   std::string label;                         // for the profile: "Conv+BatchNormalization+Clip"

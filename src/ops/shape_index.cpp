@@ -259,16 +259,6 @@ OpDef gather_op() {
 
 // --- Pad ---------------------------------------------------------------------
 
-// Pad's amounts, all begins then all ends: the `paddings` attribute (opset
-// 1), the `pads` attribute (opsets 2-10) or the pads input (opset 11).
-std::vector<int64_t> pad_amounts(const Node& node, int opset, const Tensor* pads_input) {
-  if (opset >= 11) {
-    GRAFT_CHECK(pads_input != nullptr, kInvalidArgument, "Pad needs the pads input from opset 11");
-    return int_values(*pads_input, "pads");
-  }
-  return node.attr_ints(opset < 2 ? "paddings" : "pads");
-}
-
 // Index into an axis of size n for a position i that may lie outside it,
 // or -1 where the padding value goes.
 int64_t pad_source(const std::string& mode, int64_t i, int64_t n) {
@@ -361,6 +351,16 @@ OpDef pad_op() {
 }
 
 }  // namespace
+
+// Pad's amounts, all begins then all ends: the `paddings` attribute (opset
+// 1), the `pads` attribute (opsets 2-10) or the pads input (opset 11).
+std::vector<int64_t> pad_amounts(const Node& node, int opset, const Tensor* pads_input) {
+  if (opset >= 11) {
+    GRAFT_CHECK(pads_input != nullptr, kInvalidArgument, "Pad needs the pads input from opset 11");
+    return int_values(*pads_input, "pads");
+  }
+  return node.attr_ints(opset < 2 ? "paddings" : "pads");
+}
 
 void register_shape_index_ops(OpRegistry& r) {
   r.add(split_op());

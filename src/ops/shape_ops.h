@@ -58,4 +58,8 @@ void copy_run(Tensor& dst, int64_t dst_offset, const Tensor& src, int64_t src_of
 // input (shape, axes, starts, pads...); kInvalidArgument for other dtypes.
 std::vector<int64_t> int_values(const Tensor& t, const char* what);
 
+// Pad's amounts, all begins then all ends: the `paddings` attribute (opset
+// 1), the `pads` attribute (opsets 2-10) or the pads input (opset 11).
+std::vector<int64_t> pad_amounts(const Node& node, int opset, const Tensor* pads_input);
+
 }  // namespace graft::ops
