@@ -30,6 +30,7 @@ class TrainCli : public ::testing::Test {
     dir_ = fs::temp_directory_path() / ("graft_train_cli_" + std::to_string(::getpid()));
     write_two_colour_images(dir_);
   }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
   static std::string path(const std::string& name) { return (dir_ / name).string(); }
   static std::string seed_args(const std::string& out) { return seed_train_args(dir_, path(out)); }
   static fs::path dir_;
