@@ -1,5 +1,7 @@
 #include "graft/tensor.h"
 
+#include "core/storage_pool.h"
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -42,11 +44,11 @@ Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape
               kInvalidArgument, "a {} tensor of shape {} exceeds the {} MiB tensor size limit",
               dtype_name(dtype_), shape_str(shape_), max_tensor_bytes() >> 20);
   size_t bytes = std::max<size_t>(64, (nbytes() + 63) / 64 * 64);
-  void* p = std::aligned_alloc(64, bytes);
+  uint8_t* p = storage_pool::acquire(bytes);
   GRAFT_CHECK(p != nullptr, kInvalidArgument, "out of memory allocating {} bytes for shape {}",
               bytes, shape_str(shape_));
   std::memset(p, 0, bytes);
-  storage_ = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
+  storage_ = std::shared_ptr<uint8_t>(p, [bytes](uint8_t* q) { storage_pool::release(q, bytes); });
 }
 
 Tensor Tensor::over(std::shared_ptr<uint8_t> storage, DType dtype, Shape shape) {

@@ -33,7 +33,10 @@ int bench(const BenchArgs& a) {
   const int64_t classes = 10;
   if (a.train != "none") {
     GRAFT_CHECK(a.train == "head" || a.train == "full", kInvalidArgument, "--train is none, head or full");
-    std::string cut = suggest_cut_points(g).at(0);
+    // The last pooling before the classifier; a trunk without a classifier
+    // (no cut point suggested) is used whole.
+    std::vector<std::string> cuts = suggest_cut_points(g);
+    std::string cut = cuts.empty() ? g.outputs.at(0).name : cuts[0];
     g = extract(g, {input}, {cut});
     if (a.train == "full") set_trainable(g, ".", true);
     attach_head(g, cut, HeadOptions{classes});

@@ -1,0 +1,76 @@
+#include "core/storage_pool.h"
+
+#include <cstdlib>
+#include <list>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace graft::storage_pool {
+
+namespace {
+
+// Smaller blocks come from malloc's own free lists, which reuse them well.
+constexpr size_t kPooledFrom = size_t{1} << 20;
+// At most this much is kept free; beyond it the oldest free blocks go back
+// to the system.
+constexpr size_t kMaxKept = size_t{4} << 30;
+
+class Pool {
+ public:
+  uint8_t* acquire(size_t bytes) {
+    if (bytes >= kPooledFrom) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(bytes);
+      if (it != free_.end() && !it->second.empty()) {
+        uint8_t* block = it->second.back().first;
+        age_.erase(it->second.back().second);
+        it->second.pop_back();
+        kept_ -= bytes;
+        return block;
+      }
+    }
+    return static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
+  }
+
+  void release(uint8_t* block, size_t bytes) {
+    if (bytes < kPooledFrom) return std::free(block);
+    std::lock_guard<std::mutex> lock(mutex_);
+    age_.push_back({block, bytes});
+    free_[bytes].push_back({block, std::prev(age_.end())});
+    kept_ += bytes;
+    while (kept_ > kMaxKept) {  // drop the oldest
+      auto [old, size] = age_.front();
+      auto& same = free_[size];
+      for (auto it = same.begin(); it != same.end(); ++it)
+        if (it->first == old) {
+          same.erase(it);
+          break;
+        }
+      age_.pop_front();
+      kept_ -= size;
+      std::free(old);
+    }
+  }
+
+ private:
+  using Age = std::list<std::pair<uint8_t*, size_t>>;
+  std::mutex mutex_;
+  std::unordered_map<size_t, std::vector<std::pair<uint8_t*, Age::iterator>>> free_;
+  Age age_;  // free blocks, oldest first
+  size_t kept_ = 0;
+};
+
+// Never destroyed: tensors freed during static destruction still return here.
+Pool& pool() {
+  static Pool* p = new Pool;
+  return *p;
+}
+
+}  // namespace
+
+uint8_t* acquire(size_t bytes) { return pool().acquire(bytes); }
+void release(uint8_t* block, size_t bytes) { pool().release(block, bytes); }
+
+}  // namespace graft::storage_pool
