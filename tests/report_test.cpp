@@ -9,7 +9,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <regex>
 
 #include "graft/file.h"
 #include "report_sample.h"
@@ -48,11 +47,17 @@ size_t count(const std::string& text, const std::string& what) {
   return n;
 }
 
+// A plain search, not std::regex: libstdc++'s matcher recurses once per
+// character and overflowed the stack on a thumbnail's base64 under ASan.
 std::vector<std::string> data_uris(const std::string& html) {
+  const std::string prefix = "src=\"data:image/png;base64,";
+  const std::string base64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
   std::vector<std::string> out;
-  std::regex re(R"(src="data:image/png;base64,([A-Za-z0-9+/=]+)\")");
-  for (std::sregex_iterator it(html.begin(), html.end(), re), end; it != end; ++it)
-    out.push_back((*it)[1]);
+  for (size_t at = html.find(prefix); at != std::string::npos; at = html.find(prefix, at + 1)) {
+    const size_t begin = at + prefix.size();
+    const size_t end = html.find_first_not_of(base64, begin);
+    if (end != std::string::npos && end > begin && html[end] == '"') out.push_back(html.substr(begin, end - begin));
+  }
   return out;
 }
 
