@@ -135,7 +135,7 @@ def machine_info(graft):
     m = re.search(r"^MemTotal:\s*(\d+) kB", open("/proc/meminfo").read(), re.M) if os.path.exists("/proc/meminfo") else None
     info["memory_gib"] = round(int(m.group(1)) / 2**20, 1) if m else None
     git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    info["commit"] = git("describe", "--always", "--dirty", "--abbrev=10")
+    info["commit"] = "work tree at " + git("describe", "--always", "--dirty", "--abbrev=10")  # the binary's source may differ
     info["graft"] = os.path.relpath(graft, ROOT)
     pkg = os.path.join(ROOT, "tools/ort/node_modules/onnxruntime-node/package.json")
     info["onnxruntime_node"] = json.load(open(pkg))["version"] if os.path.exists(pkg) else "?"

@@ -284,6 +284,11 @@ def export_bn(args):
     BatchNorm, so graft needs the nodes). TrainingMode.PRESERVE on an eval
     model skips that folding; BatchNormalization has training_mode 0, and
     graft's training mode uses batch statistics."""
+    import warnings
+    # torch.onnx warns that constant folding may change parameters in a
+    # training-amenable export; that is about models in training mode, and
+    # this one is in eval mode (BatchNorm keeps its running statistics).
+    warnings.filterwarnings("ignore", message="It is recommended that constant folding be turned off")
     model = bench_model().eval()
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(7))
     torch.onnx.export(model, x, args.path, opset_version=13, input_names=["input"], output_names=["logits"],
