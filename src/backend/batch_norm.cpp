@@ -1,12 +1,23 @@
-// BatchNormalization on oneDNN, per-channel statistics, plain layout: the
-// inference form (running statistics given), the training form (batch
-// statistics, running statistics updated), and both backward passes.
+// BatchNormalization, per-channel statistics, plain layout: the inference
+// form (running statistics given) and its backward pass on oneDNN; the
+// training form (batch statistics, running statistics updated) and its
+// backward pass as loops over each channel's planes, parallel over channels.
+// oneDNN's kernel for the plain layout (ncsp_bnorm) is slow for training:
+// measured on MobileNetV2 at batch 32, 27 ms per layer forward and backward
+// against about 5 ms for these loops, which read each tensor the fewest
+// times the formulas allow (statistics in double).
 //
 // The semantics are the op's (src/ops/normalization.cpp): the running
 // update is running * momentum + batch * (1 - momentum), with the unbiased
 // batch variance when graft's executor trains the node (as PyTorch) and the
 // biased one for a node's own training_mode=1 (as ONNX).
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
 #include <optional>
+
+#include "graft/backend.h"
 
 #include "backend/backend.h"
 #include "backend/dnnl_util.h"
@@ -70,7 +81,7 @@ std::shared_ptr<dnnl::batch_normalization_forward> build_forward(const NormCase&
 }
 
 // out = running * momentum + batch * (1 - momentum), written when requested.
-void update_running(Tensor* out, const Tensor& running, const float* batch, double factor,
+void update_running(Tensor* out, const Tensor& running, const double* batch, double factor,
                     double momentum) {
   if (!out) return;
   const float* r = running.data<float>();
@@ -79,26 +90,128 @@ void update_running(Tensor* out, const Tensor& running, const float* batch, doub
     o[i] = static_cast<float>(r[i] * momentum + batch[i] * factor * (1.0 - momentum));
 }
 
-struct NormBackward {
-  dnnl::batch_normalization_forward forward;  // recomputes the batch statistics
-  dnnl::batch_normalization_backward backward;
-};
-
-std::shared_ptr<NormBackward> build_backward(const NormCase& k) {
+// The backward pass of the inference form (running statistics).
+std::shared_ptr<dnnl::batch_normalization_backward> build_backward(const NormCase& k) {
   dnnl::batch_normalization_forward::primitive_desc hint(
       forward_desc(k, prop_kind::forward_training), engine());
   dnnl::batch_normalization_backward::primitive_desc pd(
       dnnl::batch_normalization_backward::desc(prop_kind::backward, plain_md(k.x), plain_md(k.x),
                                                k.epsilon, k.flags()),
       engine(), hint);
-  auto e = std::make_shared<NormBackward>();
-  e->forward = dnnl::batch_normalization_forward(hint);
-  e->backward = dnnl::batch_normalization_backward(pd);
-  return e;
+  return std::make_shared<dnnl::batch_normalization_backward>(pd);
 }
 
 memory channel_memory(const NormCase& k, const Tensor& t) {
   return wrap(plain_md({k.channels}), t);
+}
+
+
+// x viewed as N planes of `plane` values per channel.
+struct Planes {
+  int64_t n, channels, plane;
+  explicit Planes(const Tensor& x)
+      : n(x.dim(0)), channels(x.dim(1)), plane(x.numel() / (x.dim(0) * x.dim(1))) {}
+  int64_t count() const { return n * plane; }
+  int64_t offset(int64_t image, int64_t c) const { return (image * channels + c) * plane; }
+};
+
+int loop_threads(int64_t elements) { return elements < (1 << 16) ? 1 : num_threads(); }
+
+// Sums over one plane in 16 float lanes (which the compiler vectorizes;
+// a single double accumulator would serialize on its additions), then in
+// double across lanes and planes.
+constexpr int kLanes = 16;
+
+template <typename Term>
+double plane_sum(int64_t n, Term term) {
+  float lanes[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) lanes[l] += term(j + l);
+  double sum = 0;
+  for (; j < n; ++j) sum += term(j);
+  for (float v : lanes) sum += v;
+  return sum;
+}
+
+// The mean and biased variance of each channel in one pass, from the sums
+// of d = x - k and d^2 with k the channel's first value: shifting by a
+// value of the data keeps E[d^2] - E[d]^2 from cancelling catastrophically
+// when the mean is large against the spread.
+void channel_statistics(const Planes& p, const float* x, double* mean, double* var) {
+#pragma omp parallel for num_threads(loop_threads(p.n * p.channels * p.plane)) schedule(static)
+  for (int64_t c = 0; c < p.channels; ++c) {
+    const float k = x[p.offset(0, c)];
+    double sum = 0, squares = 0;
+    for (int64_t i = 0; i < p.n; ++i) {
+      const float* xs = x + p.offset(i, c);
+      sum += plane_sum(p.plane, [&](int64_t j) { return xs[j] - k; });
+      squares += plane_sum(p.plane, [&](int64_t j) { return (xs[j] - k) * (xs[j] - k); });
+    }
+    const double count = static_cast<double>(p.count());
+    const double shifted_mean = sum / count;
+    mean[c] = k + shifted_mean;
+    var[c] = std::max(0.0, squares / count - shifted_mean * shifted_mean);
+  }
+}
+
+// y = (x - mean) / sqrt(var + eps) * scale + shift with the batch's
+// statistics, which are returned (biased variance).
+void batch_norm_training(const Planes& p, const float* x, const float* scale, const float* shift,
+                         double epsilon, float* y, std::vector<double>& mean,
+                         std::vector<double>& var) {
+  mean.resize(p.channels);
+  var.resize(p.channels);
+  channel_statistics(p, x, mean.data(), var.data());
+#pragma omp parallel for num_threads(loop_threads(p.n * p.channels * p.plane)) schedule(static)
+  for (int64_t c = 0; c < p.channels; ++c) {
+    const float a = static_cast<float>(scale[c] / std::sqrt(var[c] + epsilon));
+    const float b = static_cast<float>(shift[c] - mean[c] * a);
+    for (int64_t i = 0; i < p.n; ++i) {
+      const float* xs = x + p.offset(i, c);
+      float* ys = y + p.offset(i, c);
+      for (int64_t j = 0; j < p.plane; ++j) ys[j] = xs[j] * a + b;
+    }
+  }
+}
+
+// The gradients of the training form: with xhat = (x - mean) * inv_std,
+//   dshift = sum dy, dscale = sum dy * xhat,
+//   dx = scale * inv_std * (dy - dshift / M - xhat * dscale / M).
+// Any of dx, dscale, dshift may be nullptr (not wanted).
+void batch_norm_training_backward(const Planes& p, const float* x, const float* dy,
+                                  const float* scale, double epsilon, float* dx, float* dscale,
+                                  float* dshift) {
+  std::vector<double> mean(p.channels), var(p.channels);
+  channel_statistics(p, x, mean.data(), var.data());
+  const double m = static_cast<double>(p.count());
+#pragma omp parallel for num_threads(loop_threads(p.n * p.channels * p.plane)) schedule(static)
+  for (int64_t c = 0; c < p.channels; ++c) {
+    const double inv_std = 1.0 / std::sqrt(var[c] + epsilon);
+    const float mf = static_cast<float>(mean[c]);
+    double sum_dy = 0, sum_dy_xc = 0;
+    for (int64_t i = 0; i < p.n; ++i) {
+      const float* xs = x + p.offset(i, c);
+      const float* ds = dy + p.offset(i, c);
+      sum_dy += plane_sum(p.plane, [&](int64_t j) { return ds[j]; });
+      sum_dy_xc += plane_sum(p.plane, [&](int64_t j) { return ds[j] * (xs[j] - mf); });
+    }
+    const double sum_dy_xhat = sum_dy_xc * inv_std;
+    if (dshift) dshift[c] = static_cast<float>(sum_dy);
+    if (dscale) dscale[c] = static_cast<float>(sum_dy_xhat);
+    if (!dx) continue;
+    // dx = k * dy + q * x + r, with the sums folded into k, q, r.
+    const double k = scale[c] * inv_std;
+    const double q = -k * inv_std * sum_dy_xhat / m;
+    const float kf = static_cast<float>(k), qf = static_cast<float>(q);
+    const float rf = static_cast<float>(-k * sum_dy / m - q * mean[c]);
+    for (int64_t i = 0; i < p.n; ++i) {
+      const float* xs = x + p.offset(i, c);
+      const float* ds = dy + p.offset(i, c);
+      float* out = dx + p.offset(i, c);
+      for (int64_t j = 0; j < p.plane; ++j) out[j] = kf * ds[j] + qf * xs[j] + rf;
+    }
+  }
 }
 
 }  // namespace
@@ -109,29 +222,32 @@ bool batch_norm_forward(const ops::KernelContext& c, bool batch_statistics) {
     if (out && out->dtype() != DType::kF32) return false;
   std::optional<NormCase> k = norm_case(c.node, c.inputs, batch_statistics);
   if (!k) return false;
+  if (batch_statistics) {
+    std::vector<double> mean, var;
+    batch_norm_training(Planes(c.in(kX)), c.in(kX).data<float>(), c.in(kScale).data<float>(),
+                        c.in(kBias).data<float>(), k->epsilon, c.out(0).data<float>(), mean, var);
+    double momentum = c.node.attr_float("momentum", 0.9f);
+    int64_t count = c.in(kX).numel() / k->channels;
+    double unbiased = c.training && count > 1 ? double(count) / double(count - 1) : 1.0;
+    update_running(c.outputs.size() > 1 ? c.outputs[1] : nullptr, c.in(kMean), mean.data(), 1.0,
+                   momentum);
+    update_running(c.outputs.size() > 2 ? c.outputs[2] : nullptr, c.in(kVar), var.data(), unbiased,
+                   momentum);
+    count_served();
+    return true;
+  }
   auto prim = cached<dnnl::batch_normalization_forward>(k->key("batch_norm"), k->cost(),
                                                         [&] { return build_forward(*k); });
   if (!prim) return false;
-  memory::desc x_md = plain_md(k->x), stat_md = plain_md({k->channels});
-  memory mean = batch_statistics ? scratch(stat_md, kExtraSlot) : channel_memory(*k, c.in(kMean));
-  memory var = batch_statistics ? scratch(stat_md, kWorkspaceSlot) : channel_memory(*k, c.in(kVar));
+  memory::desc x_md = plain_md(k->x);
   execute(*prim,
           {{DNNL_ARG_SRC, wrap(x_md, c.in(kX))},
            {DNNL_ARG_DST, wrap(x_md, c.out(0))},
            {DNNL_ARG_SCALE, channel_memory(*k, c.in(kScale))},
            {DNNL_ARG_SHIFT, channel_memory(*k, c.in(kBias))},
-           {DNNL_ARG_MEAN, mean},
-           {DNNL_ARG_VARIANCE, var}},
+           {DNNL_ARG_MEAN, channel_memory(*k, c.in(kMean))},
+           {DNNL_ARG_VARIANCE, channel_memory(*k, c.in(kVar))}},
           k->cost());
-  if (batch_statistics) {
-    double momentum = c.node.attr_float("momentum", 0.9f);
-    int64_t count = c.in(kX).numel() / k->channels;
-    double unbiased = c.training && count > 1 ? double(count) / double(count - 1) : 1.0;
-    update_running(c.outputs.size() > 1 ? c.outputs[1] : nullptr, c.in(kMean),
-                   static_cast<const float*>(mean.get_data_handle()), 1.0, momentum);
-    update_running(c.outputs.size() > 2 ? c.outputs[2] : nullptr, c.in(kVar),
-                   static_cast<const float*>(var.get_data_handle()), unbiased, momentum);
-  }
   count_served();
   return true;
 }
@@ -144,34 +260,27 @@ bool batch_norm_backward(const ops::BackwardContext& c, bool batch_statistics) {
   if (!all_f32({&c.grad_out(0)})) return false;
   std::optional<NormCase> k = norm_case(c.node, c.inputs, batch_statistics);
   if (!k) return false;
-  auto e = cached<NormBackward>(k->key("batch_norm_backward"), k->cost(),
-                                [&] { return build_backward(*k); });
-  if (!e) return false;
-  memory::desc x_md = plain_md(k->x), stat_md = plain_md({k->channels});
-  memory x = wrap(x_md, c.in(kX));
-  memory scale = channel_memory(*k, c.in(kScale)), shift = channel_memory(*k, c.in(kBias));
-  memory mean = channel_memory(*k, c.in(kMean)), var = channel_memory(*k, c.in(kVar));
   if (batch_statistics) {
-    mean = scratch(stat_md, kExtraSlot);
-    var = scratch(stat_md, kWorkspaceSlot);
-    execute(e->forward,
-            {{DNNL_ARG_SRC, x},
-             {DNNL_ARG_DST, scratch(x_md, kDstSlot)},
-             {DNNL_ARG_SCALE, scale},
-             {DNNL_ARG_SHIFT, shift},
-             {DNNL_ARG_MEAN, mean},
-             {DNNL_ARG_VARIANCE, var}},
-            k->cost());
+    auto grad = [&](int i) { return c.wants_grad(i) ? c.grad_in(i).data<float>() : nullptr; };
+    batch_norm_training_backward(Planes(c.in(kX)), c.in(kX).data<float>(),
+                                 c.grad_out(0).data<float>(), c.in(kScale).data<float>(),
+                                 k->epsilon, grad(kX), grad(kScale), grad(kBias));
+    count_served();
+    return true;
   }
+  auto backward = cached<dnnl::batch_normalization_backward>(
+      k->key("batch_norm_backward"), k->cost(), [&] { return build_backward(*k); });
+  if (!backward) return false;
+  memory::desc x_md = plain_md(k->x), stat_md = plain_md({k->channels});
   auto grad_or_scratch = [&](int i, const memory::desc& md, Slot slot) {
     return c.wants_grad(i) ? wrap(md, c.grad_in(i)) : scratch(md, slot);
   };
-  execute(e->backward,
-          {{DNNL_ARG_SRC, x},
-           {DNNL_ARG_MEAN, mean},
-           {DNNL_ARG_VARIANCE, var},
-           {DNNL_ARG_SCALE, scale},
-           {DNNL_ARG_SHIFT, shift},  // unused, but oneDNN 2.6 insists on it
+  execute(*backward,
+          {{DNNL_ARG_SRC, wrap(x_md, c.in(kX))},
+           {DNNL_ARG_MEAN, channel_memory(*k, c.in(kMean))},
+           {DNNL_ARG_VARIANCE, channel_memory(*k, c.in(kVar))},
+           {DNNL_ARG_SCALE, channel_memory(*k, c.in(kScale))},
+           {DNNL_ARG_SHIFT, channel_memory(*k, c.in(kBias))},  // unused, but oneDNN 2.6 insists on it
            {DNNL_ARG_DIFF_DST, wrap(x_md, c.grad_out(0))},
            {DNNL_ARG_DIFF_SRC, grad_or_scratch(kX, x_md, kDiffSrcSlot)},
            {DNNL_ARG_DIFF_SCALE, grad_or_scratch(kScale, stat_md, kDiffWeightsSlot)},

@@ -1,5 +1,6 @@
 #include "core/storage_pool.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <list>
 #include <mutex>
@@ -13,9 +14,10 @@ namespace {
 
 // Smaller blocks come from malloc's own free lists, which reuse them well.
 constexpr size_t kPooledFrom = size_t{1} << 20;
-// At most this much is kept free; beyond it the oldest free blocks go back
-// to the system.
-constexpr size_t kMaxKept = size_t{4} << 30;
+// Free blocks are kept up to the most that was ever in use at once (a
+// training step's working set), at least this much; beyond it the oldest
+// go back to the system.
+constexpr size_t kMinKept = size_t{1} << 30;
 
 class Pool {
  public:
@@ -28,19 +30,26 @@ class Pool {
         age_.erase(it->second.back().second);
         it->second.pop_back();
         kept_ -= bytes;
+        in_use(bytes);
         return block;
       }
     }
-    return static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
+    auto* block = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
+    if (block && bytes >= kPooledFrom) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      in_use(bytes);
+    }
+    return block;
   }
 
   void release(uint8_t* block, size_t bytes) {
     if (bytes < kPooledFrom) return std::free(block);
     std::lock_guard<std::mutex> lock(mutex_);
+    used_ -= bytes;
     age_.push_back({block, bytes});
     free_[bytes].push_back({block, std::prev(age_.end())});
     kept_ += bytes;
-    while (kept_ > kMaxKept) {  // drop the oldest
+    while (kept_ > std::max(kMinKept, peak_used_)) {  // drop the oldest
       auto [old, size] = age_.front();
       auto& same = free_[size];
       for (auto it = same.begin(); it != same.end(); ++it)
@@ -55,11 +64,17 @@ class Pool {
   }
 
  private:
+  void in_use(size_t bytes) {
+    used_ += bytes;
+    peak_used_ = std::max(peak_used_, used_);
+  }
+
   using Age = std::list<std::pair<uint8_t*, size_t>>;
   std::mutex mutex_;
   std::unordered_map<size_t, std::vector<std::pair<uint8_t*, Age::iterator>>> free_;
   Age age_;  // free blocks, oldest first
   size_t kept_ = 0;
+  size_t used_ = 0, peak_used_ = 0;  // pooled-size blocks handed out
 };
 
 // Never destroyed: tensors freed during static destruction still return here.
