@@ -13,8 +13,9 @@ std::vector<Tensor> norm_inputs(const Shape& x, uint32_t seed = 21) {
           uniform(c, seed + 3, -0.5, 0.5), uniform(c, seed + 4, 0.5, 2)};
 }
 
-const std::vector<Shape> kShapes = {{1, 3, 5, 5}, {3, 4, 6, 5}, {3, 16, 7, 7},
-                                    {4, 6},       {3, 5, 8},    {2, 3, 3, 4, 2}};
+// The last is large enough for the training loops to run on several threads.
+const std::vector<Shape> kShapes = {{1, 3, 5, 5}, {3, 4, 6, 5}, {3, 16, 7, 7},     {4, 6},
+                                    {3, 5, 8},    {2, 3, 3, 4, 2}, {4, 24, 33, 33}};
 
 TEST(BackendBatchNorm, InferenceFormMatchesReference) {
   for (const Shape& x : kShapes) {
@@ -54,6 +55,20 @@ TEST(BackendBatchNorm, ExecutorTrainingMatchesReference) {
     fc.validate = false;  // the executor's node, as Session::run_batch_norm_training makes it
     expect_fast_matches_reference(fc);
   }
+}
+
+// Statistics of data far from zero: a one-pass E[x^2] - E[x]^2 without
+// a shift would lose the variance to cancellation.
+TEST(BackendBatchNorm, TrainingStatisticsOfDataFarFromZero) {
+  FastCase fc;
+  fc.node = make_node("BatchNormalization", 5, 3);
+  fc.node.outputs = {"y", "running_mean", "running_var"};
+  fc.inputs = norm_inputs({4, 8, 20, 20});
+  fc.inputs[0] = uniform({4, 8, 20, 20}, 5, 1000, 1000.01);
+  fc.opset = 11;
+  fc.training = true;
+  fc.validate = false;
+  expect_fast_matches_reference(fc);
 }
 
 TEST(BackendBatchNorm, EachGradientAlone) {

@@ -134,14 +134,26 @@ double plane_sum(int64_t n, Term term) {
   return sum;
 }
 
-// The mean and biased variance of each channel in one pass, from the sums
-// of d = x - k and d^2 with k the channel's first value: shifting by a
-// value of the data keeps E[d^2] - E[d]^2 from cancelling catastrophically
-// when the mean is large against the spread.
-void channel_statistics(const Planes& p, const float* x, double* mean, double* var) {
+// Each channel's statistics in one pass, from the sums of d = x - k and
+// d^2 with k the channel's first value: shifting by a value of the data
+// keeps E[d^2] - E[d]^2 from cancelling catastrophically when the mean is
+// large against the spread, and x - k is exact in float where x - mean
+// (the mean rounded to float) would not be.
+struct Statistics {
+  std::vector<double> mean, var;  // biased variance
+  std::vector<float> k;           // the shift
+  // x - mean, computed as (x - k) - (mean - k).
+  float centre(int64_t c) const { return static_cast<float>(mean[c] - k[c]); }
+};
+
+Statistics channel_statistics(const Planes& p, const float* x) {
+  Statistics st{std::vector<double>(p.channels), std::vector<double>(p.channels),
+                std::vector<float>(p.channels)};
+  double* mean = st.mean.data();
+  double* var = st.var.data();
 #pragma omp parallel for num_threads(loop_threads(p.n * p.channels * p.plane)) schedule(static)
   for (int64_t c = 0; c < p.channels; ++c) {
-    const float k = x[p.offset(0, c)];
+    const float k = st.k[c] = x[p.offset(0, c)];
     double sum = 0, squares = 0;
     for (int64_t i = 0; i < p.n; ++i) {
       const float* xs = x + p.offset(i, c);
@@ -153,26 +165,26 @@ void channel_statistics(const Planes& p, const float* x, double* mean, double* v
     mean[c] = k + shifted_mean;
     var[c] = std::max(0.0, squares / count - shifted_mean * shifted_mean);
   }
+  return st;
 }
 
 // y = (x - mean) / sqrt(var + eps) * scale + shift with the batch's
 // statistics, which are returned (biased variance).
-void batch_norm_training(const Planes& p, const float* x, const float* scale, const float* shift,
-                         double epsilon, float* y, std::vector<double>& mean,
-                         std::vector<double>& var) {
-  mean.resize(p.channels);
-  var.resize(p.channels);
-  channel_statistics(p, x, mean.data(), var.data());
+Statistics batch_norm_training(const Planes& p, const float* x, const float* scale,
+                               const float* shift, double epsilon, float* y) {
+  const Statistics st = channel_statistics(p, x);
 #pragma omp parallel for num_threads(loop_threads(p.n * p.channels * p.plane)) schedule(static)
   for (int64_t c = 0; c < p.channels; ++c) {
-    const float a = static_cast<float>(scale[c] / std::sqrt(var[c] + epsilon));
-    const float b = static_cast<float>(shift[c] - mean[c] * a);
+    // Centred first: x * a - mean * a would cancel when the mean is large.
+    const float a = static_cast<float>(scale[c] / std::sqrt(st.var[c] + epsilon));
+    const float k = st.k[c], centre = st.centre(c), b = shift[c];
     for (int64_t i = 0; i < p.n; ++i) {
       const float* xs = x + p.offset(i, c);
       float* ys = y + p.offset(i, c);
-      for (int64_t j = 0; j < p.plane; ++j) ys[j] = xs[j] * a + b;
+      for (int64_t j = 0; j < p.plane; ++j) ys[j] = ((xs[j] - k) - centre) * a + b;
     }
   }
+  return st;
 }
 
 // The gradients of the training form: with xhat = (x - mean) * inv_std,
@@ -182,34 +194,32 @@ void batch_norm_training(const Planes& p, const float* x, const float* scale, co
 void batch_norm_training_backward(const Planes& p, const float* x, const float* dy,
                                   const float* scale, double epsilon, float* dx, float* dscale,
                                   float* dshift) {
-  std::vector<double> mean(p.channels), var(p.channels);
-  channel_statistics(p, x, mean.data(), var.data());
+  const Statistics st = channel_statistics(p, x);
   const double m = static_cast<double>(p.count());
 #pragma omp parallel for num_threads(loop_threads(p.n * p.channels * p.plane)) schedule(static)
   for (int64_t c = 0; c < p.channels; ++c) {
-    const double inv_std = 1.0 / std::sqrt(var[c] + epsilon);
-    const float mf = static_cast<float>(mean[c]);
+    const double inv_std = 1.0 / std::sqrt(st.var[c] + epsilon);
+    const float k = st.k[c], centre = st.centre(c);
     double sum_dy = 0, sum_dy_xc = 0;
     for (int64_t i = 0; i < p.n; ++i) {
       const float* xs = x + p.offset(i, c);
       const float* ds = dy + p.offset(i, c);
       sum_dy += plane_sum(p.plane, [&](int64_t j) { return ds[j]; });
-      sum_dy_xc += plane_sum(p.plane, [&](int64_t j) { return ds[j] * (xs[j] - mf); });
+      sum_dy_xc += plane_sum(p.plane, [&](int64_t j) { return ds[j] * ((xs[j] - k) - centre); });
     }
     const double sum_dy_xhat = sum_dy_xc * inv_std;
     if (dshift) dshift[c] = static_cast<float>(sum_dy);
     if (dscale) dscale[c] = static_cast<float>(sum_dy_xhat);
     if (!dx) continue;
-    // dx = k * dy + q * x + r, with the sums folded into k, q, r.
-    const double k = scale[c] * inv_std;
-    const double q = -k * inv_std * sum_dy_xhat / m;
-    const float kf = static_cast<float>(k), qf = static_cast<float>(q);
-    const float rf = static_cast<float>(-k * sum_dy / m - q * mean[c]);
+    // dx = g * dy + q * (x - mean) + r, with the sums folded into g, q, r.
+    const double g = scale[c] * inv_std;
+    const float kf = static_cast<float>(g), qf = static_cast<float>(-g * inv_std * sum_dy_xhat / m);
+    const float rf = static_cast<float>(-g * sum_dy / m);
     for (int64_t i = 0; i < p.n; ++i) {
       const float* xs = x + p.offset(i, c);
       const float* ds = dy + p.offset(i, c);
       float* out = dx + p.offset(i, c);
-      for (int64_t j = 0; j < p.plane; ++j) out[j] = kf * ds[j] + qf * xs[j] + rf;
+      for (int64_t j = 0; j < p.plane; ++j) out[j] = kf * ds[j] + qf * ((xs[j] - k) - centre) + rf;
     }
   }
 }
@@ -223,15 +233,15 @@ bool batch_norm_forward(const ops::KernelContext& c, bool batch_statistics) {
   std::optional<NormCase> k = norm_case(c.node, c.inputs, batch_statistics);
   if (!k) return false;
   if (batch_statistics) {
-    std::vector<double> mean, var;
-    batch_norm_training(Planes(c.in(kX)), c.in(kX).data<float>(), c.in(kScale).data<float>(),
-                        c.in(kBias).data<float>(), k->epsilon, c.out(0).data<float>(), mean, var);
+    Statistics st =
+        batch_norm_training(Planes(c.in(kX)), c.in(kX).data<float>(), c.in(kScale).data<float>(),
+                            c.in(kBias).data<float>(), k->epsilon, c.out(0).data<float>());
     double momentum = c.node.attr_float("momentum", 0.9f);
     int64_t count = c.in(kX).numel() / k->channels;
     double unbiased = c.training && count > 1 ? double(count) / double(count - 1) : 1.0;
-    update_running(c.outputs.size() > 1 ? c.outputs[1] : nullptr, c.in(kMean), mean.data(), 1.0,
+    update_running(c.outputs.size() > 1 ? c.outputs[1] : nullptr, c.in(kMean), st.mean.data(), 1.0,
                    momentum);
-    update_running(c.outputs.size() > 2 ? c.outputs[2] : nullptr, c.in(kVar), var.data(), unbiased,
+    update_running(c.outputs.size() > 2 ? c.outputs[2] : nullptr, c.in(kVar), st.var.data(), unbiased,
                    momentum);
     count_served();
     return true;
