@@ -43,6 +43,7 @@ import torch.nn as nn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from make_bench_models import Features  # noqa: E402  (the trunk graft's W1/W3 models export)
 
 CL = torch.channels_last
 
@@ -56,15 +57,6 @@ def bench_model():
     randomize_batchnorm_affine(model, seed=0)
     recalibrate_batchnorm(model, (16, 3, 224, 224), batches=4, seed=0)
     return model
-
-
-class Features(nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.features = model.features
-
-    def forward(self, x):
-        return nn.functional.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
 
 
 class KerasTrunk(nn.Module):

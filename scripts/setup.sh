@@ -2,8 +2,6 @@
 # Installs every Debian package graft's build, tests and demo need on a fresh
 # Debian 12 machine. Safe to run again: apt skips what is already there.
 set -euo pipefail
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 packages=(
   build-essential cmake ccache pkg-config clang libclang-rt-14-dev  # clang: the fuzz targets (scripts/fuzz.sh)
@@ -16,15 +14,7 @@ packages=(
 )
 command -v npm >/dev/null || packages+=(nodejs npm)
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+"$(dirname "$0")/install_missing.sh" setup "${packages[@]}"
 echo "setup: all build and test packages present"
 
 # From the npm registry: ONNX Runtime (the independent runtime the tests

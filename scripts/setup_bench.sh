@@ -6,22 +6,12 @@
 # Safe to run again: it installs or writes only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 packages=(python3-torch python3-torchvision python3-numpy python3-pil python3-onnx
           libopenblas0-pthread libgoogle-perftools4 tuxpaint-stamps-default)
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup_bench: installing ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/install_missing.sh setup_bench "${packages[@]}"
 
 if [ ! -d tools/ort/node_modules/onnxruntime-node ]; then
   mkdir -p tools/ort
