@@ -207,6 +207,17 @@ TEST(ExecutionPlan, TransposeAndZeroPadJoinTheConvolution) {
   EXPECT_EQ(profile["Pad"].calls, 2);
 }
 
+// A convolution whose output nothing reads (dead code in a model file) is
+// planned and run like any other.
+TEST(ExecutionPlan, UnusedConvolutionOutput) {
+  GraphBuilder b({1, 4, 6, 6});
+  b.conv("dead", "x", 4, 3);
+  b.unary("Relu", "live", b.conv("c", "x", 4, 1));
+  b.output("live");
+  Tensor x = random({1, 4, 6, 6}, 3);
+  expect_close(run_with(false, b.g, x).at("live"), run_with(true, b.g, x).at("live"), "live");
+}
+
 // Training: the trainable part runs node by node (backward reads its
 // values); the frozen trunk before it is fused. Gradients equal the
 // reference kernels'.

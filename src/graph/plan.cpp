@@ -292,16 +292,18 @@ class Planner {
     for (;;) {
       std::set<std::string> cl;
       for (const PlanStep& s : p.steps) {
+        auto readers = readers_.find(s.y);  // none: an unused value
         if (s.y.empty() || plain.count(s.y) || graph_outputs_.count(s.y) ||
-            r_.outliving.count(s.y) || r_.infos.at(s.y).shape.size() != 4)
+            r_.outliving.count(s.y) || r_.infos.at(s.y).shape.size() != 4 ||
+            readers == readers_.end())
           continue;
         bool all_fused = true;
-        for (int reader : readers_.at(s.y)) {
+        for (int reader : readers->second) {
           auto it = step_of_node.find(reader);
           all_fused = all_fused && it != step_of_node.end() &&
                       (it->second->x == s.y || it->second->addend == s.y);
         }
-        if (all_fused && readers_.count(s.y)) cl.insert(s.y);
+        if (all_fused) cl.insert(s.y);
       }
       for (bool changed = true; changed;) {
         changed = false;
