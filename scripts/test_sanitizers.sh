@@ -9,10 +9,12 @@
 # silences leaks that belong to third-party libraries only (oneDNN, libgomp,
 # protobuf); it is empty: nothing has needed it.
 #
-# Measured (2026-11-28, the 2-core dev machine, shared with other builds):
-# the build about 27 minutes, the 466 tests 104 s (graft_tests under the
-# reference kernels 45 s of it), 29 minutes in all. The suite is fast enough
-# to run whole; the build is the cost. Extra arguments go to ctest (e.g.
+# Measured (2026-11-28, the 2-core dev machine, shared with other builds,
+# ccache off): this script alone 29 minutes (the build about 27, the 466
+# tests 104 s, graft_tests under the reference kernels 45 s of it); the whole
+# of .ci/run from a fresh clone (setup, both builds, both test runs) 32.5
+# minutes, 2030 CPU-seconds, of CI's 90. The suite is fast enough to run
+# whole; the build is the cost. Extra arguments go to ctest (e.g.
 # -R 'CrashResume|OutputFaults|FuzzRegressions' for a quick subset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
