@@ -4,13 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 
+#include "backend_test_util.h"
 #include "graft/backend.h"
 #include "graft/session.h"
 
 namespace graft {
 namespace {
+
+using test::uniform;
 
 Node node(std::string op, std::vector<std::string> in, std::vector<std::string> out,
           std::map<std::string, Attribute> attrs = {}) {
@@ -21,14 +23,6 @@ Node node(std::string op, std::vector<std::string> in, std::vector<std::string> 
   n.outputs = std::move(out);
   n.attrs = std::move(attrs);
   return n;
-}
-
-Tensor random(Shape shape, uint32_t seed, float lo = -1, float hi = 1) {
-  Tensor t(DType::kF32, std::move(shape));
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
-  return t;
 }
 
 // Builds graphs value by value: conv(name, input, out_channels, ...) adds a
@@ -50,8 +44,8 @@ struct GraphBuilder {
     if (pad < 0) pad = k / 2;
     int64_t group = depthwise ? c : 1;
     float bound = 1.0f / std::sqrt(static_cast<float>(c / group * k * k));
-    g.initializers[name + "_w"] = random({out, c / group, k, k}, seed++, -bound, bound);
-    g.initializers[name + "_b"] = random({out}, seed++, -0.1f, 0.1f);
+    g.initializers[name + "_w"] = uniform({out, c / group, k, k}, seed++, -bound, bound);
+    g.initializers[name + "_b"] = uniform({out}, seed++, -0.1f, 0.1f);
     g.nodes.push_back(node("Conv", {in, name + "_w", name + "_b"}, {name},
                            {{"kernel_shape", std::vector<int64_t>{k, k}},
                             {"pads", std::vector<int64_t>{pad, pad, pad, pad}},
@@ -62,10 +56,10 @@ struct GraphBuilder {
   }
   std::string batch_norm(const std::string& name, const std::string& in) {
     int64_t c = channels.at(in);
-    g.initializers[name + "_scale"] = random({c}, seed++, 0.5f, 1.5f);
-    g.initializers[name + "_shift"] = random({c}, seed++);
-    g.initializers[name + "_mean"] = random({c}, seed++);
-    g.initializers[name + "_var"] = random({c}, seed++, 0.5f, 2.0f);
+    g.initializers[name + "_scale"] = uniform({c}, seed++, 0.5f, 1.5f);
+    g.initializers[name + "_shift"] = uniform({c}, seed++);
+    g.initializers[name + "_mean"] = uniform({c}, seed++);
+    g.initializers[name + "_var"] = uniform({c}, seed++, 0.5f, 2.0f);
     g.nodes.push_back(node("BatchNormalization",
                            {in, name + "_scale", name + "_shift", name + "_mean", name + "_var"},
                            {name}));
@@ -131,7 +125,7 @@ void expect_close(const Tensor& got, const Tensor& want, const std::string& what
 
 TEST(ExecutionPlan, FusedChainMatchesTheReferenceKernels) {
   GraphBuilder b = mobile_block_graph();
-  Tensor x = random({2, 3, 20, 20}, 99);
+  Tensor x = uniform({2, 3, 20, 20}, 99);
   std::map<std::string, Session::OpTime> profile;
   auto fast = run_with(false, b.g, x, &profile);
   auto ref = run_with(true, b.g, x);
@@ -148,7 +142,7 @@ TEST(ExecutionPlan, FusedChainMatchesTheReferenceKernels) {
 TEST(ExecutionPlan, OutputsOfOneRunSurviveTheNext) {
   GraphBuilder b = mobile_block_graph();
   Session s(b.g);
-  Tensor x1 = random({2, 3, 20, 20}, 1), x2 = random({2, 3, 20, 20}, 2);
+  Tensor x1 = uniform({2, 3, 20, 20}, 1), x2 = uniform({2, 3, 20, 20}, 2);
   auto first = s.run({{"x", x1}});
   Tensor kept = first.at("pooled").clone();
   auto second = s.run({{"x", x2}});
@@ -168,7 +162,7 @@ TEST(ExecutionPlan, UnfusableNeighboursStillComputeTheSame) {
   b.add("out", sum, r);
   b.output("out");
   b.output(c1);
-  Tensor x = random({1, 8, 9, 9}, 5);
+  Tensor x = uniform({1, 8, 9, 9}, 5);
   auto fast = run_with(false, b.g, x), ref = run_with(true, b.g, x);
   expect_close(fast.at("out"), ref.at("out"), "out");
   expect_close(fast.at("c1"), ref.at("c1"), "c1");
@@ -198,7 +192,7 @@ TEST(ExecutionPlan, TransposeAndZeroPadJoinTheConvolution) {
   std::string p3 = pad("p3", "c2", {0, 1, 0, 0, 0, 1, 0, 0}, 0.0f);  // channels
   b.conv("c3", p3, 4, 1);
   b.output("c3");
-  Tensor x = random({2, 11, 11, 3}, 17);
+  Tensor x = uniform({2, 11, 11, 3}, 17);
   std::map<std::string, Session::OpTime> profile;
   auto fast = run_with(false, b.g, x, &profile);
   auto ref = run_with(true, b.g, x);
@@ -214,7 +208,7 @@ TEST(ExecutionPlan, UnusedConvolutionOutput) {
   b.conv("dead", "x", 4, 3);
   b.unary("Relu", "live", b.conv("c", "x", 4, 1));
   b.output("live");
-  Tensor x = random({1, 4, 6, 6}, 3);
+  Tensor x = uniform({1, 4, 6, 6}, 3);
   expect_close(run_with(false, b.g, x).at("live"), run_with(true, b.g, x).at("live"), "live");
 }
 
@@ -228,7 +222,7 @@ TEST(ExecutionPlan, TrainingKeepsWhatBackwardReads) {
   b.g.nodes.push_back(node("GlobalAveragePool", {h}, {"y"}));
   b.output("y");
   b.g.trainable = {"h_conv_w", "h_conv_b"};
-  Tensor x = random({2, 3, 12, 12}, 7);
+  Tensor x = uniform({2, 3, 12, 12}, 7);
   std::vector<Tensor> grads[2];
   for (bool reference : {false, true}) {
     set_reference_kernels(reference);

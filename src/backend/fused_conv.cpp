@@ -104,8 +104,10 @@ void run_fused_conv(FusedConv& f, const Tensor& x_user, const Tensor* addend, Te
   GRAFT_ASSERT(e != nullptr);
   if (f.weights_for != e.get()) {  // first run, or another thread count chose another layout
     f.weights = memory(e->w_md, engine());
-    Reorder(plain_md(f.k.w), e->w_md).into(wrap(plain_md(f.k.w), f.spec.weights), f.weights);
-    if (!Reorder(plain_md(f.k.w), e->w_md).needed())
+    Reorder to_primitive(plain_md(f.k.w), e->w_md);
+    if (to_primitive.needed())
+      to_primitive.into(wrap(plain_md(f.k.w), f.spec.weights), f.weights);
+    else
       std::memcpy(f.weights.get_data_handle(), f.spec.weights.raw(), f.spec.weights.nbytes());
     f.weights_for = e.get();
   }

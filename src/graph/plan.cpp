@@ -68,8 +68,10 @@ class Planner {
       p.steps.push_back(std::move(step));
     }
     choose_layouts(p);
-    for (size_t s = 0; s < p.steps.size(); ++s)
-      for (const std::string& v : reads(p.steps[s])) p.last_use[v] = s;
+    for (size_t s = 0; s < p.steps.size(); ++s) {
+      p.steps[s].reads = reads(p.steps[s]);
+      for (const std::string& v : p.steps[s].reads) p.last_use[v] = s;
+    }
     place_in_arena(p);
     for (const std::string& v : graph_outputs_) p.last_use[v] = SIZE_MAX;  // returned by the run
     return p;

@@ -30,6 +30,7 @@ struct PlanStep {
   std::shared_ptr<backend::FusedConv> conv;  // set for a fused step
   std::string x, addend, y;                  // a fused step's input, addend ("" if none), output
   std::string label;                         // for the profile: "Conv+BatchNormalization+Clip"
+  std::vector<std::string> reads;            // the values the step reads
 };
 
 struct ExecutionPlan {

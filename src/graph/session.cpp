@@ -196,10 +196,9 @@ TensorMap Session::run(const TensorMap& inputs) {
         if (!name.empty()) saved_[name] = values.at(name);
     }
     // Release what no later step reads (its arena slice is then reused).
-    std::vector<std::string> read = step.conv ? std::vector<std::string>{step.x, step.addend} : node.inputs;
-    for (const std::string& name : read) {
+    for (const std::string& name : step.reads) {
       auto it = plan.last_use.find(name);
-      if (!name.empty() && it != plan.last_use.end() && it->second == s &&
+      if (it != plan.last_use.end() && it->second == s &&
           !infos_.at(name).constant.defined())
         values.erase(name);
     }
