@@ -165,7 +165,10 @@ TEST_F(CrashResume, KillsAtRandomMomentsThenResumeGivesTheUninterruptedRun) {
     const std::string cache = round % 2 ? " --no-cache"
                                         : " --cache-dir " + (dir_ / ("cache_random" + std::to_string(round))).string();
     for (int attempt = 0; attempt < 10; ++attempt) {
-      const auto after = std::chrono::microseconds(static_cast<int64_t>(moment(rng) * 1e6));
+      // A round's first kill lands in the first half of a run, so it lands even
+      // when this run is faster than the measured one (a quieter machine).
+      const double at = attempt == 0 ? moment(rng) / 2 : moment(rng);
+      const auto after = std::chrono::microseconds(static_cast<int64_t>(at * 1e6));
       GraftRun r = run_graft(args("random") + cache + " --resume", dir_ / "random.log", "", after);
       if (!r.killed) {
         ASSERT_EQ(r.status, 0) << r.output;
@@ -180,6 +183,6 @@ TEST_F(CrashResume, KillsAtRandomMomentsThenResumeGivesTheUninterruptedRun) {
     expect_only_whole_outputs(dir_ / "random", kEpochs, "after the run completed");
     expect_equals_whole("random");
   }
-  EXPECT_GE(kills, 2);  // a kill lands before a whole run's end almost surely
+  EXPECT_GE(kills, 2);  // each round's first kill lands almost surely
   std::cout << "[          ] " << kills << " random kills; an uninterrupted run takes " << whole_seconds_ << " s\n";
 }

@@ -177,7 +177,7 @@ Pass forward_backward(const Node& node, const std::vector<Tensor>& inputs, int o
   std::vector<const Tensor*> in_ptrs;
   for (const Tensor& t : inputs) in_ptrs.push_back(&t);
   ops::KernelContext kc{node, opset, in_ptrs, out_ptrs, training, seed};
-  def->compute(kc);
+  ops::run_compute(kc);
 
   r.grads.resize(inputs.size());
   std::vector<Tensor*> grad_ptrs(inputs.size(), nullptr);
@@ -190,7 +190,7 @@ Pass forward_backward(const Node& node, const std::vector<Tensor>& inputs, int o
   if (dy.defined()) grad_outs[0] = &dy;
   ops::BackwardContext bc{node, opset,     training,  in_ptrs,
                           outs, grad_outs, grad_ptrs, backward_seed};
-  def->backward(bc);
+  ops::run_backward(bc);
   return r;
 }
 

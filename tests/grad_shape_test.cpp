@@ -34,7 +34,6 @@ Tensor x(Shape shape, uint32_t seed = 1) { return random_tensor(std::move(shape)
 // gradient of input 0.
 Tensor backward_of(const Node& node, const std::vector<Tensor>& inputs,
                    const std::vector<Tensor>& grad_outputs, int opset = 13) {
-  const ops::OpDef* def = ops::registry().find(node.op_type);
   Tensor grad(inputs[0].dtype(), inputs[0].shape());
   std::vector<const Tensor*> in_ptrs, out_ptrs(grad_outputs.size(), nullptr), g_ptrs;
   for (const Tensor& t : inputs) in_ptrs.push_back(&t);
@@ -42,7 +41,7 @@ Tensor backward_of(const Node& node, const std::vector<Tensor>& inputs,
   std::vector<Tensor*> grad_ptrs(inputs.size(), nullptr);
   grad_ptrs[0] = &grad;
   ops::BackwardContext bc{node, opset, false, in_ptrs, out_ptrs, g_ptrs, grad_ptrs};
-  def->backward(bc);
+  ops::run_backward(bc);
   return grad;
 }
 

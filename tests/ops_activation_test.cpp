@@ -295,7 +295,7 @@ std::vector<Tensor> dropout_training(const Tensor& x, float ratio, uint64_t seed
   Node n{"d", "Dropout", {"x"}, {"y", "mask"}, {{"ratio", ratio}}};
   std::vector<Tensor> out{Tensor(x.dtype(), x.shape()), Tensor(DType::kBool, x.shape())};
   ops::KernelContext c{n, 11, {&x}, {&out[0], &out[1]}, true, seed};
-  ops::registry().find("Dropout")->compute(c);
+  ops::run_compute(c);
   return out;
 }
 

@@ -101,9 +101,9 @@ class Session {
   bool prepared_for(const ShapeMap& shapes, const TensorMap& inputs) const;
   void plan_training();
   ExecutionPlan& plan_for_mode();
-  // A value a step writes: a slice of the plan's arena, or its own storage
-  // when it outlives the run. Zeroed when `zeroed`.
-  Tensor make_value(const ExecutionPlan& plan, const std::string& name, bool zeroed) const;
+  // A value a step writes (contents unspecified): a slice of the plan's
+  // arena, or its own storage when it outlives the run.
+  Tensor make_value(const ExecutionPlan& plan, const std::string& name) const;
   uint64_t node_seed(size_t node_index, uint64_t step) const;
   std::vector<Tensor> run_batch_norm_training(const Node& node, const std::vector<const Tensor*>& in,
                                               std::vector<ValueInfo> out_infos);

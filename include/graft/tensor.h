@@ -30,6 +30,11 @@ class Tensor {
 
   // Zero-filled tensor.
   Tensor(DType dtype, Shape shape);
+  // A tensor whose contents are unspecified, for a kernel that writes every
+  // element (zero-filling an activation costs as much as a cheap op). Under
+  // AddressSanitizer the bytes are 0xFF (a float NaN), so a kernel that
+  // leaves some unwritten fails its tests there.
+  static Tensor uninitialized(DType dtype, Shape shape);
   // A tensor over storage owned elsewhere (a slice of an execution plan's
   // arena), which `storage` keeps alive; it must hold nbytes(). Not zeroed.
   static Tensor over(std::shared_ptr<uint8_t> storage, DType dtype, Shape shape);

@@ -1,9 +1,10 @@
-// The fast kernels the ops dispatch to. Each function is called at the top
-// of an op's reference kernel (compute or backward) and returns true when it
-// has computed everything the context asks for, false when it declines:
+// The fast kernels the ops dispatch to: an op registers them as its
+// fast_compute / fast_backward (ops/op.h), tried before its reference
+// kernel. Each returns true when it has written every output the context
+// asks for (they arrive with unspecified contents), false when it declines:
 // the reference kernels are forced (graft/backend.h), a dtype other than
-// float32, or a case oneDNN cannot do. A declining call has written nothing,
-// so the reference kernel then runs on untouched outputs.
+// float32, or a case oneDNN cannot do. A declining call has written nothing;
+// the reference kernel then runs on zeroed outputs.
 //
 // The ops' own helpers (window geometry, attributes) describe the case, so
 // the two paths cannot read a node differently.

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <optional>
 
 #include "graft/backend.h"
@@ -254,6 +255,11 @@ bool batch_norm_forward(const ops::KernelContext& c, bool batch_statistics) {
     if (out && out->dtype() != DType::kF32) return false;
   std::optional<NormCase> k = norm_case(c.node, c.inputs, batch_statistics);
   if (!k) return false;
+  // The statistics outputs this path does not compute are zero, as in the
+  // reference: all of them in the inference form, the saved ones (opset < 9)
+  // in training.
+  for (size_t i = batch_statistics ? 3 : 1; i < c.outputs.size(); ++i)
+    if (c.outputs[i]) std::memset(c.outputs[i]->raw(), 0, c.outputs[i]->nbytes());
   if (batch_statistics) {
     Statistics st =
         batch_norm_training(Planes(c.in(kX)), c.in(kX).data<float>(), c.in(kScale).data<float>(),

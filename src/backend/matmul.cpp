@@ -7,6 +7,7 @@
 //
 // Every primitive an op needs is built before any runs: a case oneDNN
 // cannot do then declines with nothing written.
+#include <algorithm>
 #include <optional>
 
 #include "backend/backend.h"
@@ -189,6 +190,7 @@ bool gemm_backward(const ops::BackwardContext& c) {
     Dims cd = gemm_bias(dc.shape()).dims;
     const float* pdy = dy.data<float>();
     float* pc = dc.data<float>();
+    std::fill_n(pc, dc.numel(), 0.0f);
     for (int64_t i = 0; i < g->m; ++i)
       for (int64_t j = 0; j < g->n; ++j)
         pc[(cd[0] == 1 ? 0 : i) * cd[1] + (cd[1] == 1 ? 0 : j)] += g->beta * pdy[i * g->n + j];

@@ -89,8 +89,8 @@ bool pointwise_forward(const ops::KernelContext& c, const ConvCase& k) {
   return true;
 }
 
-// dW and dB accumulate one image at a time into the zeroed gradients (a
-// sum post-op); dB is dY times a vector of ones.
+// dW and dB accumulate one image at a time (a sum post-op) into gradients
+// zeroed first; dB is dY times a vector of ones.
 bool pointwise_backward(const ops::BackwardContext& c, const ConvCase& k) {
   Plan p = plan_of(k);
   std::shared_ptr<Product> dx, dw, db;
@@ -116,12 +116,14 @@ bool pointwise_backward(const ops::BackwardContext& c, const ConvCase& k) {
   const float* dy = c.grad_out(0).data<float>();
   if (dx) run(*dx, c.in(1).raw(), dy, c.grad_in(0).raw());
   if (dw) {
+    std::fill_n(c.grad_in(1).data<float>(), c.grad_in(1).numel(), 0.0f);
     for (int64_t n = 0; n < p.batch; ++n)
       run(*dw, dy + n * p.out_c * p.plane, x + n * p.in_c * p.plane, c.grad_in(1).raw());
   }
   if (db) {
     memory ones = scratch(plain_md({p.plane, 1}), kExtraSlot);
     std::fill_n(static_cast<float*>(ones.get_data_handle()), p.plane, 1.0f);
+    std::fill_n(c.grad_in(2).data<float>(), c.grad_in(2).numel(), 0.0f);
     for (int64_t n = 0; n < p.batch; ++n)
       run(*db, dy + n * p.out_c * p.plane, ones.get_data_handle(), c.grad_in(2).raw());
   }

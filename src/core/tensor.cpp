@@ -38,17 +38,27 @@ void check_dtype(DType actual, DType wanted) {
               dtype_name(wanted));
 }
 
-Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
-  numel_ = shape_numel(shape_);
-  GRAFT_CHECK(numel_ == 0 || static_cast<size_t>(numel_) <= max_tensor_bytes() / dtype_size(dtype_),
+Tensor::Tensor(DType dtype, Shape shape) : Tensor(uninitialized(dtype, std::move(shape))) {
+  std::memset(storage_.get(), 0, nbytes());
+}
+
+Tensor Tensor::uninitialized(DType dtype, Shape shape) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.numel_ = shape_numel(t.shape_);
+  GRAFT_CHECK(t.numel_ == 0 || static_cast<size_t>(t.numel_) <= max_tensor_bytes() / dtype_size(dtype),
               kInvalidArgument, "a {} tensor of shape {} exceeds the {} MiB tensor size limit",
-              dtype_name(dtype_), shape_str(shape_), max_tensor_bytes() >> 20);
-  size_t bytes = std::max<size_t>(64, (nbytes() + 63) / 64 * 64);
+              dtype_name(dtype), shape_str(t.shape_), max_tensor_bytes() >> 20);
+  size_t bytes = std::max<size_t>(64, (t.nbytes() + 63) / 64 * 64);
   uint8_t* p = storage_pool::acquire(bytes);
   GRAFT_CHECK(p != nullptr, kInvalidArgument, "out of memory allocating {} bytes for shape {}",
-              bytes, shape_str(shape_));
-  std::memset(p, 0, bytes);
-  storage_ = std::shared_ptr<uint8_t>(p, [bytes](uint8_t* q) { storage_pool::release(q, bytes); });
+              bytes, shape_str(t.shape_));
+#ifdef __SANITIZE_ADDRESS__
+  std::memset(p, 0xFF, bytes);
+#endif
+  t.storage_ = std::shared_ptr<uint8_t>(p, [bytes](uint8_t* q) { storage_pool::release(q, bytes); });
+  return t;
 }
 
 Tensor Tensor::over(std::shared_ptr<uint8_t> storage, DType dtype, Shape shape) {

@@ -91,15 +91,14 @@ void Session::backward(const TensorMap& output_grads) {
     std::vector<Tensor*> grad_ptrs(node.inputs.size(), nullptr);
     for (size_t k = 0; k < node.inputs.size(); ++k) {
       if (node.inputs[k].empty() || !requires_grad_.count(node.inputs[k])) continue;
-      grad_inputs[k] = Tensor(inputs[k]->dtype(), inputs[k]->shape());
+      grad_inputs[k] = Tensor::uninitialized(inputs[k]->dtype(), inputs[k]->shape());
       grad_ptrs[k] = &grad_inputs[k];
     }
-    const ops::OpDef* def = ops::registry().find(node.op_type);
     // run() counted its step after the forward: the forward's seed is step - 1's.
     ops::BackwardContext ctx{node,         graph_.opset, training_ && trains_[i], inputs, outputs,
                              grad_outputs, grad_ptrs,    node_seed(i, step_ - 1)};
     const auto start = std::chrono::steady_clock::now();
-    with_context(node.describe(), [&] { def->backward(ctx); });
+    with_context(node.describe(), [&] { ops::run_backward(ctx); });
     if (profiling_) {
       OpTime& t = profile_[node.op_type + " backward"];
       t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

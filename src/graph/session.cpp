@@ -104,14 +104,12 @@ ExecutionPlan& Session::plan_for_mode() {
   return *plan;
 }
 
-Tensor Session::make_value(const ExecutionPlan& plan, const std::string& name, bool zeroed) const {
+Tensor Session::make_value(const ExecutionPlan& plan, const std::string& name) const {
   const ValueInfo& info = infos_.at(name);
   auto it = plan.offsets.find(name);
-  if (it == plan.offsets.end()) return Tensor(info.dtype, info.shape);
-  Tensor t = Tensor::over(std::shared_ptr<uint8_t>(plan.arena, plan.arena.get() + it->second),
-                          info.dtype, info.shape);
-  if (zeroed) std::memset(t.raw(), 0, t.nbytes());
-  return t;
+  if (it == plan.offsets.end()) return Tensor::uninitialized(info.dtype, info.shape);
+  return Tensor::over(std::shared_ptr<uint8_t>(plan.arena, plan.arena.get() + it->second),
+                      info.dtype, info.shape);
 }
 
 TensorMap Session::run(const TensorMap& inputs) {
@@ -157,7 +155,7 @@ TensorMap Session::run(const TensorMap& inputs) {
     const auto start = std::chrono::steady_clock::now();
     with_context(node.describe(), [&] {
       if (step.conv) {
-        Tensor y = make_value(plan, step.y, false);
+        Tensor y = make_value(plan, step.y);
         backend::run_fused_conv(*step.conv, values.at(step.x),
                                 step.addend.empty() ? nullptr : &values.at(step.addend), y);
         values[step.y] = std::move(y);
@@ -177,7 +175,7 @@ TensorMap Session::run(const TensorMap& inputs) {
       std::vector<Tensor*> out_ptrs(node.outputs.size(), nullptr);
       for (size_t k = 0; k < node.outputs.size(); ++k)
         if (!node.outputs[k].empty()) {
-          outs[k] = make_value(plan, node.outputs[k], true);
+          outs[k] = make_value(plan, node.outputs[k]);
           out_ptrs[k] = &outs[k];
         }
       ops::run_node_into(node, graph_.opset, in, out_ptrs, train_node, node_seed(i, step_));

@@ -107,14 +107,14 @@ OpDef unary_op(const char* type, std::vector<std::string> attributes, bool integ
     require_float(c, 0, integers);
     c.set_output(0, c.dtype(0), c.shape(0));
   };
+  d.fast_compute = backend::activation_forward;
   d.compute = [make](KernelContext& c) {
-    if (backend::activation_forward(c)) return;
     compute_widening_f16(c,
                          [&](KernelContext& w) { map_elements(w.in(0), w.out(0), make(w.node)); });
   };
   d.differentiable_inputs = {0};
+  d.fast_backward = backend::activation_backward;
   d.backward = [make_deriv](BackwardContext& c) {
-    if (backend::activation_backward(c)) return;
     unary_backward(c, make_deriv(c.node));
   };
   return d;
@@ -237,10 +237,6 @@ std::pair<T, T> clip_bounds(const Node& node, int opset, const std::vector<const
 // When lo > hi the output is the constant hi and nothing passes.
 void clip_backward(BackwardContext& c) {
   if (!c.has_grad_output(0) || !c.wants_grad(0)) return;
-  if (c.in(0).dtype() == DType::kF32) {
-    auto [lo, hi] = clip_bounds<float>(c.node, c.opset, c.inputs);
-    if (backend::clip_backward(c, lo, hi)) return;
-  }
   visit_float(c.in(0).dtype(), [&](auto tag) {
     using T = decltype(tag);
     auto [lo, hi] = clip_bounds<T>(c.node, c.opset, c.inputs);
@@ -271,11 +267,17 @@ OpDef clip_op() {
     check_clip_bound(c, 2, "max");
     c.set_output(0, c.dtype(0), c.shape(0));
   };
+  d.fast_compute = [](KernelContext& c) {
+    if (c.in(0).dtype() != DType::kF32) return false;
+    auto [lo, hi] = clip_bounds<float>(c.node, c.opset, c.inputs);
+    return backend::clip_forward(c, lo, hi);
+  };
+  d.fast_backward = [](BackwardContext& c) {
+    if (c.in(0).dtype() != DType::kF32) return false;
+    auto [lo, hi] = clip_bounds<float>(c.node, c.opset, c.inputs);
+    return backend::clip_backward(c, lo, hi);
+  };
   d.compute = [](KernelContext& c) {
-    if (c.in(0).dtype() == DType::kF32) {
-      auto [lo, hi] = clip_bounds<float>(c.node, c.opset, c.inputs);
-      if (backend::clip_forward(c, lo, hi)) return;
-    }
     compute_widening_f16(c, [](KernelContext& w) {
       visit_numeric(w.in(0).dtype(), [&](auto tag) {
         using T = decltype(tag);
@@ -354,7 +356,6 @@ void softmax_backward(BackwardContext& c, bool log) {
   if (!c.has_grad_output(0) || !c.wants_grad(0)) return;
   const Tensor& x = c.in(0);
   SoftmaxGeometry g = softmax_geometry(c.node, c.opset, x.shape());
-  if (backend::softmax_backward(c, {g.outer, g.len, g.inner}, log)) return;
   visit_float(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     std::vector<T> y(x.numel());
@@ -377,9 +378,15 @@ OpDef softmax_op(const char* type, bool log) {
     softmax_geometry(c.node, c.opset, c.shape(0));  // validates the axis
     c.set_output(0, c.dtype(0), c.shape(0));
   };
+  d.fast_compute = [log](KernelContext& c) {
+    SoftmaxGeometry g = softmax_geometry(c.node, c.opset, c.in(0).shape());
+    return backend::softmax_forward(c, {g.outer, g.len, g.inner}, log);
+  };
+  d.fast_backward = [log](BackwardContext& c) {
+    SoftmaxGeometry g = softmax_geometry(c.node, c.opset, c.in(0).shape());
+    return backend::softmax_backward(c, {g.outer, g.len, g.inner}, log);
+  };
   d.compute = [log](KernelContext& c) {
-    SoftmaxGeometry lines = softmax_geometry(c.node, c.opset, c.in(0).shape());
-    if (backend::softmax_forward(c, {lines.outer, lines.len, lines.inner}, log)) return;
     compute_widening_f16(c, [log](KernelContext& w) {
       SoftmaxGeometry g = softmax_geometry(w.node, w.opset, w.in(0).shape());
       visit_float(w.in(0).dtype(), [&](auto tag) {

@@ -72,7 +72,6 @@ GemmDims gemm_dims(const Node& node, const Shape& a, const Shape& b) {
 // operand's (possibly transposed) layout; dC = beta dY summed over the axes C
 // was broadcast along.
 void gemm_backward(BackwardContext& c) {
-  if (backend::gemm_backward(c)) return;
   const Tensor& a = c.in(0);
   const Tensor& b = c.in(1);
   const Tensor& dy = c.grad_out(0);
@@ -132,8 +131,9 @@ OpDef gemm_op() {
     }
     c.set_output(0, c.dtype(0), out);
   };
+  d.fast_compute = backend::gemm_forward;
+  d.fast_backward = backend::gemm_backward;
   d.compute = [](KernelContext& c) {
-    if (backend::gemm_forward(c)) return;
     const Tensor& a = c.in(0);
     const Tensor& b = c.in(1);
     Tensor& y = c.out(0);
@@ -194,7 +194,6 @@ MatMulPlan matmul_plan(const Shape& a, const Shape& b) {
 // operand matrix it was broadcast from (so summed over broadcast batch axes).
 // A 1-D operand's gradient has the same layout as its promoted matrix.
 void matmul_backward(BackwardContext& c) {
-  if (backend::matmul_backward(c)) return;
   MatMulPlan p = matmul_plan(c.in(0).shape(), c.in(1).shape());
   std::vector<int64_t> a_map = broadcast_index_map(p.a_batch, p.batch);
   std::vector<int64_t> b_map = broadcast_index_map(p.b_batch, p.batch);
@@ -234,8 +233,9 @@ OpDef matmul_op() {
             dtype_name(c.dtype(1)));
     c.set_output(0, c.dtype(0), matmul_plan(c.shape(0), c.shape(1)).out);
   };
+  d.fast_compute = backend::matmul_forward;
+  d.fast_backward = backend::matmul_backward;
   d.compute = [](KernelContext& c) {
-    if (backend::matmul_forward(c)) return;
     MatMulPlan p = matmul_plan(c.in(0).shape(), c.in(1).shape());
     std::vector<int64_t> a_map = broadcast_index_map(p.a_batch, p.batch);
     std::vector<int64_t> b_map = broadcast_index_map(p.b_batch, p.batch);

@@ -183,7 +183,6 @@ void update_running(Tensor* out, const std::vector<double>& running,
 }
 
 void compute_batch_norm(KernelContext& c) {
-  if (backend::batch_norm_forward(c, uses_batch_statistics(c.node, c.opset, c.training))) return;
   const Tensor& x = c.in(kX);
   Layout l = layout_of(x.shape(), c.in(kScale).numel());
   std::vector<double> scale = c.in(kScale).to_vector<double>();
@@ -271,7 +270,6 @@ void batch_norm_backward_training(BackwardContext& c, const Layout& l, const T* 
 }
 
 void backward_batch_norm(BackwardContext& c) {
-  if (backend::batch_norm_backward(c, uses_batch_statistics(c.node, c.opset, c.training))) return;
   const Tensor& x = c.in(kX);
   Layout l = layout_of(x.shape(), c.in(kScale).numel());
   double epsilon = c.node.attr_float("epsilon", 1e-5f);
@@ -296,6 +294,12 @@ void register_normalization_ops(OpRegistry& r) {
   d.attributes = {"epsilon", "momentum", "is_test", "spatial", "consumed_inputs", "training_mode"};
   d.check = check_batch_norm;
   d.infer = infer_batch_norm;
+  d.fast_compute = [](KernelContext& c) {
+    return backend::batch_norm_forward(c, uses_batch_statistics(c.node, c.opset, c.training));
+  };
+  d.fast_backward = [](BackwardContext& c) {
+    return backend::batch_norm_backward(c, uses_batch_statistics(c.node, c.opset, c.training));
+  };
   d.compute = compute_batch_norm;
   d.differentiable_inputs = {kX, kScale, kBias};  // not the running statistics
   d.backward = backward_batch_norm;

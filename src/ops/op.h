@@ -58,7 +58,8 @@ struct KernelContext {
   int opset;
   std::vector<const Tensor*> inputs;  // nullptr: absent optional input
   std::vector<Tensor*> outputs;       // nullptr: output not requested; else
-                                      // allocated (zeroed) with the inferred shape
+                                      // allocated with the inferred shape: zeroed
+                                      // for compute, unspecified for fast_compute
   // Training mode for the ops that behave differently when training
   // (BatchNormalization uses batch statistics, Dropout drops); the executor
   // sets it only for nodes in a trainable part of the graph.
@@ -80,7 +81,8 @@ struct BackwardContext {
   std::vector<const Tensor*> outputs;      // forward outputs (nullptr: not computed)
   std::vector<const Tensor*> grad_outputs; // nullptr: no gradient reaches that output (zero)
   std::vector<Tensor*> grad_inputs;        // nullptr: not needed (the mask); else
-                                           // zeroed, input-shaped: write the gradient
+                                           // input-shaped, zeroed for backward and
+                                           // unspecified for fast_backward: write it
   uint64_t seed = 0;                       // the forward's KernelContext::seed (Dropout's mask)
   const Tensor& in(int i) const { return *inputs.at(i); }
   const Tensor& out(int i) const { return *outputs.at(i); }
@@ -102,6 +104,12 @@ struct OpDef {
   std::function<void(const Node&, int opset)> check;
   std::function<void(InferContext&)> infer;
   std::function<void(KernelContext&)> compute;
+  // Optional fast kernels (src/backend), tried before compute and backward.
+  // They return false, having written nothing, when they decline the case;
+  // when they serve they write every output they were given, which the
+  // runners therefore do not zero first.
+  std::function<bool(KernelContext&)> fast_compute;
+  std::function<bool(BackwardContext&)> fast_backward;
   // Which inputs a gradient can flow to (e.g. Conv: X, W, B; Reshape: data
   // only). Asking for any other input's gradient is an error naming the node.
   std::vector<int> differentiable_inputs;
@@ -131,8 +139,8 @@ const OpRegistry& registry();
 // Throws kUnsupported / kCorruption naming the node when graft cannot run it.
 void check_node(const Node& node, int opset);
 
-// Runs one node's reference kernel: allocates each requested output with
-// its inferred dtype and shape and calls the op's compute.
+// Runs one node: allocates each requested output with its inferred dtype
+// and shape and runs the op's kernel (run_compute).
 std::vector<Tensor> run_node(const Node& node, int opset, const std::vector<const Tensor*>& inputs,
                              const std::vector<ValueInfo>& out_infos, bool training = false,
                              uint64_t seed = 0);
@@ -142,10 +150,16 @@ std::vector<Tensor> run_node(const Node& node, int opset, const std::vector<cons
 std::pair<float, float> clip_bounds_f32(const Node& node, int opset,
                                         const std::vector<const Tensor*>& inputs);
 
-// Runs one node's reference kernel into outputs the caller allocated with
-// the inferred dtypes and shapes, zeroed (nullptr: output not requested).
+// Runs one node into outputs the caller allocated with the inferred dtypes
+// and shapes, contents unspecified (nullptr: output not requested).
 void run_node_into(const Node& node, int opset, const std::vector<const Tensor*>& inputs,
                    const std::vector<Tensor*>& outputs, bool training = false, uint64_t seed = 0);
+
+// An op's kernel and gradient as every caller runs them: the fast kernel
+// when there is one and it serves, otherwise the reference on zeroed
+// outputs. The outputs (grad_inputs) may hold anything on entry.
+void run_compute(KernelContext& ctx);
+void run_backward(BackwardContext& ctx);
 
 // One function per group of ops (src/ops/<group>.cpp).
 void register_elementwise_ops(OpRegistry& r);

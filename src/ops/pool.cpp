@@ -33,8 +33,9 @@ OpDef global_pool_op(const char* type, Reduce reduce, Spread spread) {
     c.require_dtype(0, {DType::kF32, DType::kF64});
     infer_global(c);
   };
+  d.fast_compute = backend::pool_forward;
+  d.fast_backward = backend::pool_backward;
   d.compute = [reduce](KernelContext& c) {
-    if (backend::pool_forward(c)) return;
     const Tensor& x = c.in(0);
     int64_t planes = x.dim(0) * x.dim(1);
     int64_t plane = planes == 0 ? 0 : x.numel() / planes;
@@ -48,7 +49,6 @@ OpDef global_pool_op(const char* type, Reduce reduce, Spread spread) {
   d.differentiable_inputs = {0};
   d.backward = [spread](BackwardContext& c) {
     if (!c.has_grad_output(0) || !c.wants_grad(0)) return;
-    if (backend::pool_backward(c)) return;
     const Tensor& x = c.in(0);
     int64_t planes = x.dim(0) * x.dim(1);
     int64_t plane = planes == 0 ? 0 : x.numel() / planes;
@@ -274,8 +274,9 @@ OpDef average_pool_op() {
     c.require_dtype(0, {DType::kF32, DType::kF64});
     infer_pool(c);
   };
+  d.fast_compute = backend::pool_forward;
+  d.fast_backward = backend::pool_backward;
   d.compute = [](KernelContext& c) {
-    if (backend::pool_forward(c)) return;
     const Tensor& x = c.in(0);
     ConvGeometry g = pool_geometry(c.node, x.shape()).as_3d();
     bool include_pad = c.node.attr_int("count_include_pad", 0) != 0;
@@ -287,7 +288,6 @@ OpDef average_pool_op() {
   d.differentiable_inputs = {0};
   d.backward = [](BackwardContext& c) {
     if (!c.has_grad_output(0) || !c.wants_grad(0)) return;
-    if (backend::pool_backward(c)) return;
     const Tensor& x = c.in(0);
     ConvGeometry g = pool_geometry(c.node, x.shape()).as_3d();
     bool include_pad = c.node.attr_int("count_include_pad", 0) != 0;
@@ -311,8 +311,9 @@ OpDef max_pool_op() {
     c.require_dtype(0, {DType::kF32, DType::kF64, DType::kI8, DType::kU8});
     infer_pool(c);
   };
+  d.fast_compute = backend::pool_forward;
+  d.fast_backward = backend::pool_backward;
   d.compute = [](KernelContext& c) {
-    if (backend::pool_forward(c)) return;
     const Tensor& x = c.in(0);
     ConvGeometry g = pool_geometry(c.node, x.shape()).as_3d();
     bool column_major = c.node.attr_int("storage_order", 0) != 0;
@@ -325,7 +326,6 @@ OpDef max_pool_op() {
   d.differentiable_inputs = {0};
   d.backward = [](BackwardContext& c) {
     if (!c.has_grad_output(0) || !c.wants_grad(0)) return;  // Indices carry no gradient
-    if (backend::pool_backward(c)) return;
     const Tensor& x = c.in(0);
     ConvGeometry g = pool_geometry(c.node, x.shape()).as_3d();
     visit_float(x.dtype(), [&](auto tag) {

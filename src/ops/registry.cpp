@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstring>
 
 #include "ops/op.h"
 
@@ -106,7 +107,7 @@ std::vector<Tensor> run_node(const Node& node, int opset, const std::vector<cons
   std::vector<Tensor*> out_ptrs(node.outputs.size(), nullptr);
   for (size_t i = 0; i < node.outputs.size(); ++i) {
     if (node.outputs[i].empty()) continue;
-    outs[i] = Tensor(out_infos[i].dtype, out_infos[i].shape);
+    outs[i] = Tensor::uninitialized(out_infos[i].dtype, out_infos[i].shape);
     out_ptrs[i] = &outs[i];
   }
   run_node_into(node, opset, inputs, out_ptrs, training, seed);
@@ -115,10 +116,38 @@ std::vector<Tensor> run_node(const Node& node, int opset, const std::vector<cons
 
 void run_node_into(const Node& node, int opset, const std::vector<const Tensor*>& inputs,
                    const std::vector<Tensor*>& outputs, bool training, uint64_t seed) {
+  KernelContext ctx{node, opset, inputs, outputs, training, seed};
+  run_compute(ctx);
+}
+
+namespace {
+
+const OpDef& def_of(const Node& node) {
   const OpDef* def = registry().find(node.op_type);
   GRAFT_ASSERT(def != nullptr);
-  KernelContext ctx{node, opset, inputs, outputs, training, seed};
-  def->compute(ctx);
+  return *def;
+}
+
+void zero(const std::vector<Tensor*>& tensors) {
+  for (Tensor* t : tensors)
+    if (t && t->nbytes() > 0) std::memset(t->raw(), 0, t->nbytes());
+}
+
+}  // namespace
+
+void run_compute(KernelContext& ctx) {
+  const OpDef& def = def_of(ctx.node);
+  if (def.fast_compute && def.fast_compute(ctx)) return;
+  zero(ctx.outputs);
+  def.compute(ctx);
+}
+
+void run_backward(BackwardContext& ctx) {
+  const OpDef& def = def_of(ctx.node);
+  GRAFT_ASSERT(def.backward != nullptr);
+  if (def.fast_backward && def.fast_backward(ctx)) return;
+  zero(ctx.grad_inputs);
+  def.backward(ctx);
 }
 
 }  // namespace graft::ops
