@@ -41,6 +41,9 @@ bool matmul_backward(const ops::BackwardContext& c);
 // op type; other element-wise ops decline.
 bool activation_forward(const ops::KernelContext& c);
 bool activation_backward(const ops::BackwardContext& c);
+// Add, Sub and Mul of two float32 tensors of the same shape (no broadcast).
+bool binary_forward(const ops::KernelContext& c);
+bool binary_backward(const ops::BackwardContext& c);
 // Clip with the bounds the op has read (attributes or inputs by opset).
 bool clip_forward(const ops::KernelContext& c, float lo, float hi);
 bool clip_backward(const ops::BackwardContext& c, float lo, float hi);

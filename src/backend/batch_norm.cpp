@@ -78,7 +78,7 @@ prop_kind forward_prop(const NormCase& k) {
 std::shared_ptr<dnnl::batch_normalization_forward> build_forward(const NormCase& k) {
   return std::make_shared<dnnl::batch_normalization_forward>(
       dnnl::batch_normalization_forward::primitive_desc(forward_desc(k, forward_prop(k)),
-                                                        engine()));
+                                                        attributes(), engine()));
 }
 
 // out = running * momentum + batch * (1 - momentum), written when requested.
@@ -98,7 +98,7 @@ std::shared_ptr<dnnl::batch_normalization_backward> build_backward(const NormCas
   dnnl::batch_normalization_backward::primitive_desc pd(
       dnnl::batch_normalization_backward::desc(prop_kind::backward, plain_md(k.x), plain_md(k.x),
                                                k.epsilon, k.flags()),
-      engine(), hint);
+      attributes(), engine(), hint);
   return std::make_shared<dnnl::batch_normalization_backward>(pd);
 }
 

@@ -52,7 +52,7 @@ struct ConvForward {
 
 std::shared_ptr<ConvForward> build_forward(const ConvCase& k) {
   dnnl::convolution_forward::primitive_desc pd(forward_desc(k, prop_kind::forward_inference),
-                                               engine());
+                                               attributes(), engine());
   auto e = std::make_shared<ConvForward>();
   e->cost = macs_cost(k.macs());
   e->prim = dnnl::convolution_forward(pd);
@@ -83,12 +83,12 @@ std::shared_ptr<ConvBackward> build_backward(const ConvCase& k) {
       dnnl::convolution_backward_data::desc(algorithm::convolution_direct, activation_md(k, k.x),
                                             any_md(k.w), activation_md(k, k.y), k.strides,
                                             k.dilates, k.pad_l, k.pad_r),
-      engine(), hint);
+      attributes(), engine(), hint);
   dnnl::convolution_backward_weights::primitive_desc weights_pd(
       dnnl::convolution_backward_weights::desc(algorithm::convolution_direct, activation_md(k, k.x),
                                                any_md(k.w), plain_md(k.b), activation_md(k, k.y),
                                                k.strides, k.dilates, k.pad_l, k.pad_r),
-      engine(), hint);
+      attributes(), engine(), hint);
   auto e = std::make_shared<ConvBackward>();
   e->cost = macs_cost(k.macs());
   e->data = dnnl::convolution_backward_data(data_pd);

@@ -158,7 +158,16 @@ int64_t macs_cost(int64_t multiply_adds) { return multiply_adds / 16; }  // ~32 
 
 int64_t elements_cost(int64_t elements) { return elements / 2; }  // ~8 GB/s in and out
 
-void execute(const dnnl::primitive& p, const std::unordered_map<int, memory>& args, int64_t cost) {
+dnnl::primitive_attr attributes() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+void execute(const dnnl::primitive& p, std::unordered_map<int, memory> args, int64_t cost) {
+  const dnnl_memory_desc_t* pad =
+      dnnl_primitive_desc_query_md(p.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
+  if (pad && pad->ndims > 0) args[DNNL_ARG_SCRATCHPAD] = scratch(memory::desc(*pad), kScratchpadSlot);
   ContentionGuard& guard = t_guard;
   ++guard.runs;
   dnnl::stream& s = thread_stream();
@@ -185,7 +194,7 @@ void execute(const dnnl::primitive& p, const std::unordered_map<int, memory>& ar
 
 Reorder::Reorder(const memory::desc& from, const memory::desc& to) : from_(from), to_(to) {
   if (from != to)
-    prim_ = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from, engine(), to));
+    prim_ = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from, engine(), to, attributes()));
 }
 
 memory Reorder::to(const memory& from, Slot slot) const {

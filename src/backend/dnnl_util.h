@@ -60,19 +60,27 @@ enum Slot {
   kDiffBiasSlot,
   kWorkspaceSlot,
   kExtraSlot,
+  kScratchpadSlot,  // the primitives' own scratchpad (execute)
   kSlotCount
 };
 memory scratch(const memory::desc& md, Slot slot);
+
+// The attributes every primitive is made with: its scratchpad is graft's
+// (user mode), which execute() passes from this thread's scratch. In
+// oneDNN's library mode each run allocates and frees its own, and the large
+// ones come fresh from mmap: measured on a W3 step, 20k page faults per
+// step before, 12k after.
+dnnl::primitive_attr attributes();
 
 // A primitive's rough run time on one core, in nanoseconds: what decides
 // whether it is worth more threads.
 int64_t macs_cost(int64_t multiply_adds);  // compute-bound: convolutions, products
 int64_t elements_cost(int64_t elements);   // memory-bound: element-wise, reorders
 
-// Runs a primitive on this thread's stream and waits for it. `cost` is its
-// estimated run time on one thread: a parallel run far slower than that is
-// taken as a sign of a busy machine (see cached_entry).
-void execute(const dnnl::primitive& p, const std::unordered_map<int, memory>& args, int64_t cost);
+// Runs a primitive made with attributes() on this thread's stream and waits
+// for it. `cost` is its estimated run time on one thread: a parallel run far
+// slower than that is taken as a sign of a busy machine (see cached_entry).
+void execute(const dnnl::primitive& p, std::unordered_map<int, memory> args, int64_t cost);
 
 // A copy between a tensor's plain layout and the layout a primitive chose;
 // nothing when the two agree.
@@ -131,6 +139,8 @@ struct Eltwise {
 // The function of an activation node (Relu, LeakyRelu, Sigmoid, Tanh,
 // HardSwish); nullopt for ops oneDNN lacks (eltwise.cpp).
 std::optional<Eltwise> activation_of(const Node& node);
+// y = f(x) element by element, float32 tensors of x's element count.
+void run_eltwise(const Eltwise& f, const Tensor& x, Tensor& y);
 
 // Dims for keys: "1x32x112x112".
 std::string key_dims(const Dims& dims);

@@ -36,19 +36,25 @@ dnnl::eltwise_forward::desc eltwise_desc(const Eltwise& f, prop_kind prop, int64
   return dnnl::eltwise_forward::desc(prop, f.alg, plain_md({n}), f.alpha, f.beta);
 }
 
-bool eltwise_forward(const ops::KernelContext& c, const Eltwise& f) {
-  const Tensor& x = c.in(0);
-  if (!enabled() || !all_f32({&x}) || x.numel() == 0) return false;
+}  // namespace
+
+void run_eltwise(const Eltwise& f, const Tensor& x, Tensor& y) {
   int64_t n = x.numel();
   auto prim = cached<dnnl::eltwise_forward>(f.key("eltwise", n), elements_cost(n), [&] {
     dnnl::eltwise_forward::primitive_desc pd(eltwise_desc(f, prop_kind::forward_inference, n),
-                                             engine());
+                                             attributes(), engine());
     return std::make_shared<dnnl::eltwise_forward>(pd);
   });
-  if (!prim) return false;
   memory::desc md = plain_md({n});
-  execute(*prim, {{DNNL_ARG_SRC, wrap(md, x)}, {DNNL_ARG_DST, wrap(md, c.out(0))}},
-          elements_cost(n));
+  execute(*prim, {{DNNL_ARG_SRC, wrap(md, x)}, {DNNL_ARG_DST, wrap(md, y)}}, elements_cost(n));
+}
+
+namespace {
+
+bool eltwise_forward(const ops::KernelContext& c, const Eltwise& f) {
+  const Tensor& x = c.in(0);
+  if (!enabled() || !all_f32({&x}) || x.numel() == 0) return false;
+  run_eltwise(f, x, c.out(0));
   count_served();
   return true;
 }
@@ -64,7 +70,7 @@ bool eltwise_backward(const ops::BackwardContext& c, const Eltwise& f) {
                                                    engine());
         memory::desc md = plain_md({n});
         dnnl::eltwise_backward::primitive_desc pd(
-            dnnl::eltwise_backward::desc(f.alg, md, md, f.alpha, f.beta), engine(), hint);
+            dnnl::eltwise_backward::desc(f.alg, md, md, f.alpha, f.beta), attributes(), engine(), hint);
         return std::make_shared<dnnl::eltwise_backward>(pd);
       });
   if (!prim) return false;
@@ -96,10 +102,10 @@ std::shared_ptr<SoftmaxForward> build_softmax_forward(SoftmaxLines l, bool log, 
   auto e = std::make_shared<SoftmaxForward>();
   if (log)
     e->prim = dnnl::logsoftmax_forward(dnnl::logsoftmax_forward::primitive_desc(
-        dnnl::logsoftmax_forward::desc(prop, lines_md(l), 1), engine()));
+        dnnl::logsoftmax_forward::desc(prop, lines_md(l), 1), attributes(), engine()));
   else
     e->prim = dnnl::softmax_forward(dnnl::softmax_forward::primitive_desc(
-        dnnl::softmax_forward::desc(prop, lines_md(l), 1), engine()));
+        dnnl::softmax_forward::desc(prop, lines_md(l), 1), attributes(), engine()));
   return e;
 }
 
@@ -113,16 +119,16 @@ std::shared_ptr<SoftmaxBackward> build_softmax_backward(SoftmaxLines l, bool log
   memory::desc md = lines_md(l);
   if (log) {
     dnnl::logsoftmax_forward::primitive_desc hint(
-        dnnl::logsoftmax_forward::desc(prop_kind::forward_training, md, 1), engine());
+        dnnl::logsoftmax_forward::desc(prop_kind::forward_training, md, 1), attributes(), engine());
     e->forward = dnnl::logsoftmax_forward(hint);
     e->backward = dnnl::logsoftmax_backward(dnnl::logsoftmax_backward::primitive_desc(
-        dnnl::logsoftmax_backward::desc(md, md, 1), engine(), hint));
+        dnnl::logsoftmax_backward::desc(md, md, 1), attributes(), engine(), hint));
   } else {
     dnnl::softmax_forward::primitive_desc hint(
-        dnnl::softmax_forward::desc(prop_kind::forward_training, md, 1), engine());
+        dnnl::softmax_forward::desc(prop_kind::forward_training, md, 1), attributes(), engine());
     e->forward = dnnl::softmax_forward(hint);
     e->backward = dnnl::softmax_backward(dnnl::softmax_backward::primitive_desc(
-        dnnl::softmax_backward::desc(md, md, 1), engine(), hint));
+        dnnl::softmax_backward::desc(md, md, 1), attributes(), engine(), hint));
   }
   return e;
 }

@@ -57,7 +57,7 @@ class FusedConv {
           spec.x_channels_last ? e->x_md : any_md(k.x), any_md(k.w),
           k.bias ? e->b_md : memory::desc(), spec.y_channels_last ? e->y_md : any_md(k.y),
           k.strides, k.dilates, k.pad_l, k.pad_r);
-      dnnl::primitive_attr attr;
+      dnnl::primitive_attr attr = attributes();
       attr.set_post_ops(post);
       dnnl::convolution_forward::primitive_desc pd(d, attr, engine());
       if (std::string(pd.impl_info_str()).find("ref") != std::string::npos) return nullptr;

@@ -69,7 +69,7 @@ std::shared_ptr<MatmulEntry> matmul_entry(const MatmulCase& k) {
     e->weights = strided_md(k.weights.dims, k.weights.strides);
     e->dst = strided_md(k.dst.dims, k.dst.strides);
     if (k.bias) e->bias = strided_md(k.bias->dims, k.bias->strides);
-    dnnl::primitive_attr attr;
+    dnnl::primitive_attr attr = attributes();
     if (k.scale != 1) attr.set_output_scales(0, {k.scale});
     dnnl::matmul::desc desc = k.bias ? dnnl::matmul::desc(e->src, e->weights, e->bias, e->dst)
                                      : dnnl::matmul::desc(e->src, e->weights, e->dst);

@@ -40,7 +40,7 @@ std::shared_ptr<Product> product(const std::string& key, const memory::desc& src
                                  const memory::desc& weights, const memory::desc& dst, int64_t macs,
                                  bool accumulate) {
   return cached<Product>(key, macs_cost(macs), [&]() -> std::shared_ptr<Product> {
-    dnnl::primitive_attr attr;
+    dnnl::primitive_attr attr = attributes();
     if (accumulate) {
       dnnl::post_ops ops;
       ops.append_sum(1.0f);

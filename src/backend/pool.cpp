@@ -122,7 +122,7 @@ std::shared_ptr<PoolBackward> build_backward(const PoolCase& k) {
   dnnl::pooling_v2_backward::primitive_desc pd(
       dnnl::pooling_v2_backward::desc(k.alg, plain_md(k.x), plain_md(k.y), k.strides, k.kernel,
                                       k.dilates, k.pad_l, k.pad_r),
-      engine(), hint);
+      attributes(), engine(), hint);
   auto e = std::make_shared<PoolBackward>();
   e->forward = dnnl::pooling_v2_forward(hint);
   e->backward = dnnl::pooling_v2_backward(pd);
@@ -140,7 +140,7 @@ bool pool_forward(const ops::KernelContext& c) {
   if (!k) return false;
   auto prim = cached<dnnl::pooling_v2_forward>(k->key("pool"), k->cost(), [&] {
     return std::make_shared<dnnl::pooling_v2_forward>(dnnl::pooling_v2_forward::primitive_desc(
-        forward_desc(*k, prop_kind::forward_inference), engine()));
+        forward_desc(*k, prop_kind::forward_inference), attributes(), engine()));
   });
   if (!prim) return false;
   execute(*prim,

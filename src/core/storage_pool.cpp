@@ -14,9 +14,12 @@ namespace {
 
 // Smaller blocks come from malloc's own free lists, which reuse them well.
 constexpr size_t kPooledFrom = size_t{1} << 20;
-// Free blocks are kept up to the most that was ever in use at once (a
+// Free blocks are kept up to twice the most that was ever in use at once (a
 // training step's working set), at least this much; beyond it the oldest
-// go back to the system.
+// go back to the system. Blocks are reused only for a request of their own
+// size, so a step needs more kept than its working set: with exactly the
+// working set, MobileNetV2's W3 step missed 31 times (500 MB of fresh pages)
+// every step, and ran 20% slower.
 constexpr size_t kMinKept = size_t{1} << 30;
 
 class Pool {
@@ -49,7 +52,7 @@ class Pool {
     age_.push_back({block, bytes});
     free_[bytes].push_back({block, std::prev(age_.end())});
     kept_ += bytes;
-    while (kept_ > std::max(kMinKept, peak_used_)) {  // drop the oldest
+    while (kept_ > std::max(kMinKept, 2 * peak_used_)) {  // drop the oldest
       auto [old, size] = age_.front();
       auto& same = free_[size];
       for (auto it = same.begin(); it != same.end(); ++it)

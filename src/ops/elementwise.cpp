@@ -1,6 +1,7 @@
 // Binary arithmetic with numpy broadcasting: Add, Sub, Mul, Div, Pow.
 #include <cmath>
 
+#include "backend/backend.h"
 #include "ops/kernel_util.h"
 #include "ops/op.h"
 
@@ -38,6 +39,8 @@ OpDef binary_op(const char* type, Op op, Deriv deriv) {
     Shape b = legacy_b_shape(c.node, c.opset, c.shape(0), c.shape(1));
     c.set_output(0, c.dtype(0), broadcast_shapes(c.shape(0), b));
   };
+  d.fast_compute = backend::binary_forward;  // Add, Sub, Mul without broadcasting
+  d.fast_backward = backend::binary_backward;
   d.compute = [op](KernelContext& c) {
     const Tensor& a = c.in(0);
     Tensor b = c.in(1).reshaped(legacy_b_shape(c.node, c.opset, a.shape(), c.in(1).shape()));
