@@ -242,5 +242,62 @@ TEST(ExecutionPlan, TrainingKeepsWhatBackwardReads) {
   for (size_t i = 0; i < 2; ++i) expect_close(grads[0][i], grads[1][i], "gradient");
 }
 
+// Training: a BatchNormalization using batch statistics and the Clip or
+// Relu alone reading it run as one step, forward and backward. Outputs,
+// every gradient and the running statistics after two steps equal the
+// reference kernels', node by node. BatchNormalizations whose output is read
+// twice, feeds an Add, or is a graph output are not fused.
+TEST(ExecutionPlan, TrainingFusesBatchNormWithTheActivationAfterIt) {
+  GraphBuilder b({4, 3, 10, 10});
+  std::string c1 = b.relu6("c1", b.batch_norm("c1_bn", b.conv("c1_conv", "x", 8, 3)));
+  std::string r2 = b.unary("Relu", "r2", b.batch_norm("r2_bn", b.conv("r2_conv", c1, 8, 3, 2, true)));
+  std::string twice = b.batch_norm("twice_bn", b.conv("twice_conv", r2, 8, 1));
+  std::string sum = b.add("sum", b.relu6("a", twice), b.unary("Sigmoid", "s", twice));
+  std::string last = b.batch_norm("last_bn", b.conv("last_conv", sum, 6, 1));
+  b.g.nodes.push_back(node("GlobalAveragePool", {last}, {"y"}));
+  b.output("y");
+  b.output(last);
+  // Wide scales and shifts: the normalised values cross both of ReLU6's bounds.
+  b.g.initializers["c1_bn_scale"] = uniform({8}, 50, 2.0f, 5.0f);
+  b.g.initializers["c1_bn_shift"] = uniform({8}, 51, -1.0f, 4.0f);
+  for (const auto& [name, t] : b.g.initializers)
+    if (name.find("_w") != std::string::npos || name.find("_scale") != std::string::npos ||
+        name.find("_shift") != std::string::npos)
+      b.g.trainable.insert(name);
+  Tensor x = uniform({4, 3, 10, 10}, 9);
+  Tensor dy = uniform({4, 6, 1, 1}, 10);
+  Tensor dlast = uniform({4, 6, 5, 5}, 11);
+  std::map<std::string, Tensor> results[2];
+  for (bool reference : {false, true}) {
+    set_reference_kernels(reference);
+    Graph g = b.g;  // a copy of its own: training updates the running statistics in place
+    for (auto& [name, t] : g.initializers) t = t.clone();
+    Session s(g);
+    s.set_training(true);
+    s.set_profiling(true);
+    for (int step = 0; step < 2; ++step) {
+      s.zero_grad();
+      auto out = s.run({{"x", x}});
+      s.backward({{"y", dy}, {"last_bn", dlast}});
+      results[reference]["y" + std::to_string(step)] = out.at("y").clone();
+    }
+    for (Parameter& p : s.parameters()) results[reference][p.name + " grad"] = p.grad.clone();
+    for (const std::string& v : s.variables()) results[reference][v] = s.graph().initializers.at(v).clone();
+    if (!reference) {
+      for (const char* fused : {"BatchNormalization+Clip", "BatchNormalization+Relu",
+                                "BatchNormalization+Clip backward", "BatchNormalization+Relu backward"})
+        EXPECT_EQ(s.profile().count(fused), 1u) << fused;
+      EXPECT_EQ(s.profile().at("BatchNormalization+Clip").calls, 2) << "c1 only: not a, read twice";
+      EXPECT_EQ(s.profile().at("BatchNormalization").calls, 4) << "twice_bn and last_bn, two steps";
+    }
+    set_reference_kernels(false);
+  }
+  EXPECT_EQ(results[0].size(), results[1].size());
+  for (const auto& [name, want] : results[1]) expect_close(results[0].at(name), want, name);
+  // backward() added GlobalAveragePool's gradient of last_bn to a copy of
+  // the caller's, not into it.
+  expect_close(dlast, uniform({4, 6, 5, 5}, 11), "the caller's gradient of last_bn");
+}
+
 }  // namespace
 }  // namespace graft

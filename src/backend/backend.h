@@ -56,6 +56,38 @@ struct SoftmaxLines {
 bool softmax_forward(const ops::KernelContext& c, SoftmaxLines lines, bool log);
 bool softmax_backward(const ops::BackwardContext& c, SoftmaxLines lines, bool log);
 
+// --- BatchNormalization in training with the activation after it ----------
+//
+// The training plan runs a BatchNormalization that uses batch statistics,
+// together with the Clip or Relu that alone reads its output, as one step:
+// forward, one pass for the statistics and one writing the activation's
+// output; backward, the gradient reaching that output is masked where the
+// activation passed it, recomputed from x and the kept statistics. So the
+// normalised values are never stored, and the activation costs no pass of
+// its own either way.
+struct BatchStatistics {
+  std::vector<double> mean, var;  // per channel; biased variance
+  std::vector<float> k;           // a value of the channel, the sums' shift
+  // x - mean, computed as (x - k) - (mean - k).
+  float centre(int64_t c) const { return static_cast<float>(mean[c] - k[c]); }
+};
+struct NormActivation {
+  double epsilon = 1e-5, momentum = 0.9;  // the BatchNormalization's
+  float lo = 0, hi = 0;                   // the activation's bounds (Relu: 0, infinity)
+};
+// Whether the fast kernels take a BatchNormalization of input x.
+bool fuses_norm_activation(const Shape& x, DType dtype);
+// y = clamp(batch_norm(x), lo, hi); running_mean and running_var are
+// updated in place (unbiased batch variance, as PyTorch). Returns the
+// batch's statistics for the backward pass.
+BatchStatistics norm_activation_forward(const NormActivation& f, const Tensor& x,
+                                        const Tensor& scale, const Tensor& shift,
+                                        Tensor& running_mean, Tensor& running_var, Tensor& y);
+// From dy, the gradient reaching y: dx, dscale, dshift (nullptr: not wanted).
+void norm_activation_backward(const NormActivation& f, const BatchStatistics& st, const Tensor& x,
+                              const Tensor& scale, const Tensor& shift, const Tensor& dy,
+                              Tensor* dx, Tensor* dscale, Tensor* dshift);
+
 // --- Fused convolutions: the execution plan's fast path -------------------
 //
 // A Conv of a graph's frozen part run as one oneDNN primitive together with

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <optional>
 
 #include "graft/backend.h"
@@ -140,28 +141,44 @@ GRAFT_PLANE_LOOP PlaneSums shifted_sums(const float* x, int64_t n, float k) {
   return {s1, s2};
 }
 
-// Sum of dy and of dy * (x - mean), x - mean as (x - k) - centre.
-GRAFT_PLANE_LOOP PlaneSums gradient_sums(const float* x, const float* dy, int64_t n, float k,
-                                         float centre) {
+// The normalised value of x as the forward computes it, a * (x - mean) +
+// shift with x - mean as (x - k) - centre: backward recomputes it to know
+// where the activation after it passed the gradient.
+struct Affine {
+  float k, centre, a, shift;
+  float operator()(float x) const { return a * ((x - k) - centre) + shift; }
+};
+
+// The gradient reaching the normalised value z: dy where the activation
+// after it passed it (lo <= z <= hi, as Clip's gradient), else 0.
+inline float passed(float dy, float z, float lo, float hi) { return z >= lo && z <= hi ? dy : 0.0f; }
+
+// Sum of g and of g * (x - mean), g the gradient passed at z = f(x).
+GRAFT_PLANE_LOOP PlaneSums gradient_sums(const float* x, const float* dy, int64_t n, Affine f,
+                                         float lo, float hi) {
   float s1 = 0, s2 = 0;
 #pragma omp simd reduction(+ : s1, s2)
   for (int64_t j = 0; j < n; ++j) {
-    s1 += dy[j];
-    s2 += dy[j] * ((x[j] - k) - centre);
+    const float g = passed(dy[j], f(x[j]), lo, hi);
+    s1 += g;
+    s2 += g * ((x[j] - f.k) - f.centre);
   }
   return {s1, s2};
 }
 
-// out = a * ((x - k) - centre) + b * dy + c (dy may be nullptr).
-GRAFT_PLANE_LOOP void affine_plane(const float* x, const float* dy, float* out, int64_t n, float k,
-                                   float centre, float a, float b, float c) {
-  if (dy) {
+// y = clamp(f(x), lo, hi).
+GRAFT_PLANE_LOOP void normalize_plane(const float* x, float* y, int64_t n, Affine f, float lo,
+                                      float hi) {
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) out[j] = a * ((x[j] - k) - centre) + b * dy[j] + c;
-  } else {
+  for (int64_t j = 0; j < n; ++j) y[j] = std::min(std::max(f(x[j]), lo), hi);
+}
+
+// dx = q * (x - mean) + b * g + c, g the gradient passed at z = f(x).
+GRAFT_PLANE_LOOP void gradient_plane(const float* x, const float* dy, float* dx, int64_t n,
+                                     Affine f, float lo, float hi, float q, float b, float c) {
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) out[j] = a * ((x[j] - k) - centre) + c;
-  }
+  for (int64_t j = 0; j < n; ++j)
+    dx[j] = q * ((x[j] - f.k) - f.centre) + b * passed(dy[j], f(x[j]), lo, hi) + c;
 }
 
 // Each channel's statistics in one pass, from the sums of d = x - k and
@@ -169,15 +186,8 @@ GRAFT_PLANE_LOOP void affine_plane(const float* x, const float* dy, float* out, 
 // keeps E[d^2] - E[d]^2 from cancelling catastrophically when the mean is
 // large against the spread, and x - k is exact in float where x - mean
 // (the mean rounded to float) would not be.
-struct Statistics {
-  std::vector<double> mean, var;  // biased variance
-  std::vector<float> k;           // the shift
-  // x - mean, computed as (x - k) - (mean - k).
-  float centre(int64_t c) const { return static_cast<float>(mean[c] - k[c]); }
-};
-
-Statistics channel_statistics(const Planes& p, const float* x) {
-  Statistics st{std::vector<double>(p.channels), std::vector<double>(p.channels),
+BatchStatistics channel_statistics(const Planes& p, const float* x) {
+  BatchStatistics st{std::vector<double>(p.channels), std::vector<double>(p.channels),
                 std::vector<float>(p.channels)};
   double* mean = st.mean.data();
   double* var = st.var.data();
@@ -198,38 +208,47 @@ Statistics channel_statistics(const Planes& p, const float* x) {
   return st;
 }
 
-// y = (x - mean) / sqrt(var + eps) * scale + shift with the batch's
-// statistics, which are returned (biased variance).
-Statistics batch_norm_training(const Planes& p, const float* x, const float* scale,
-                               const float* shift, double epsilon, float* y) {
-  const Statistics st = channel_statistics(p, x);
+// Channel c's normalisation: centred first, since x * a - mean * a would
+// cancel when the mean is large.
+Affine affine_of(const BatchStatistics& st, int64_t c, const float* scale, const float* shift,
+                 double epsilon) {
+  return {st.k[c], st.centre(c), static_cast<float>(scale[c] / std::sqrt(st.var[c] + epsilon)),
+          shift[c]};
+}
+
+// y = clamp((x - mean) / sqrt(var + eps) * scale + shift, lo, hi) with the
+// batch's statistics, which are returned (biased variance).
+BatchStatistics batch_norm_training(const Planes& p, const float* x, const float* scale,
+                                    const float* shift, double epsilon, float lo, float hi,
+                                    float* y) {
+  BatchStatistics st = channel_statistics(p, x);
 #pragma omp parallel for num_threads(loop_threads(p.n * p.channels * p.plane)) schedule(static)
   for (int64_t c = 0; c < p.channels; ++c) {
-    // Centred first: x * a - mean * a would cancel when the mean is large.
-    const float a = static_cast<float>(scale[c] / std::sqrt(st.var[c] + epsilon));
+    const Affine f = affine_of(st, c, scale, shift, epsilon);
     for (int64_t i = 0; i < p.n; ++i)
-      affine_plane(x + p.offset(i, c), nullptr, y + p.offset(i, c), p.plane, st.k[c],
-                   st.centre(c), a, 0, shift[c]);
+      normalize_plane(x + p.offset(i, c), y + p.offset(i, c), p.plane, f, lo, hi);
   }
   return st;
 }
 
-// The gradients of the training form: with xhat = (x - mean) * inv_std,
-//   dshift = sum dy, dscale = sum dy * xhat,
-//   dx = scale * inv_std * (dy - dshift / M - xhat * dscale / M).
+// The gradients of the training form, dy reaching the clamped output (the
+// gradient passes where lo <= z <= hi): with xhat = (x - mean) * inv_std
+// and g the passed gradient,
+//   dshift = sum g, dscale = sum g * xhat,
+//   dx = scale * inv_std * (g - dshift / M - xhat * dscale / M).
 // Any of dx, dscale, dshift may be nullptr (not wanted).
-void batch_norm_training_backward(const Planes& p, const float* x, const float* dy,
-                                  const float* scale, double epsilon, float* dx, float* dscale,
+void batch_norm_training_backward(const Planes& p, const BatchStatistics& st, const float* x,
+                                  const float* dy, const float* scale, const float* shift,
+                                  double epsilon, float lo, float hi, float* dx, float* dscale,
                                   float* dshift) {
-  const Statistics st = channel_statistics(p, x);
   const double m = static_cast<double>(p.count());
 #pragma omp parallel for num_threads(loop_threads(p.n * p.channels * p.plane)) schedule(static)
   for (int64_t c = 0; c < p.channels; ++c) {
     const double inv_std = 1.0 / std::sqrt(st.var[c] + epsilon);
-    const float k = st.k[c], centre = st.centre(c);
+    const Affine f = affine_of(st, c, scale, shift, epsilon);
     double sum_dy = 0, sum_dy_xc = 0;
     for (int64_t i = 0; i < p.n; ++i) {
-      PlaneSums s = gradient_sums(x + p.offset(i, c), dy + p.offset(i, c), p.plane, k, centre);
+      PlaneSums s = gradient_sums(x + p.offset(i, c), dy + p.offset(i, c), p.plane, f, lo, hi);
       sum_dy += s.first;
       sum_dy_xc += s.second;
     }
@@ -237,15 +256,17 @@ void batch_norm_training_backward(const Planes& p, const float* x, const float* 
     if (dshift) dshift[c] = static_cast<float>(sum_dy);
     if (dscale) dscale[c] = static_cast<float>(sum_dy_xhat);
     if (!dx) continue;
-    // dx = g * dy + q * (x - mean) + r, with the sums folded into g, q, r.
-    const double g = scale[c] * inv_std;
-    const float kf = static_cast<float>(g), qf = static_cast<float>(-g * inv_std * sum_dy_xhat / m);
-    const float rf = static_cast<float>(-g * sum_dy / m);
+    // dx = q * (x - mean) + b * g + r, with the sums folded into q, b, r.
+    const double b = scale[c] * inv_std;
+    const float bf = static_cast<float>(b), qf = static_cast<float>(-b * inv_std * sum_dy_xhat / m);
+    const float rf = static_cast<float>(-b * sum_dy / m);
     for (int64_t i = 0; i < p.n; ++i)
-      affine_plane(x + p.offset(i, c), dy + p.offset(i, c), dx + p.offset(i, c), p.plane, k,
-                   centre, qf, kf, rf);
+      gradient_plane(x + p.offset(i, c), dy + p.offset(i, c), dx + p.offset(i, c), p.plane, f, lo,
+                     hi, qf, bf, rf);
   }
 }
+
+constexpr float kUnbounded = std::numeric_limits<float>::infinity();
 
 }  // namespace
 
@@ -261,9 +282,9 @@ bool batch_norm_forward(const ops::KernelContext& c, bool batch_statistics) {
   for (size_t i = batch_statistics ? 3 : 1; i < c.outputs.size(); ++i)
     if (c.outputs[i]) std::memset(c.outputs[i]->raw(), 0, c.outputs[i]->nbytes());
   if (batch_statistics) {
-    Statistics st =
-        batch_norm_training(Planes(c.in(kX)), c.in(kX).data<float>(), c.in(kScale).data<float>(),
-                            c.in(kBias).data<float>(), k->epsilon, c.out(0).data<float>());
+    BatchStatistics st = batch_norm_training(
+        Planes(c.in(kX)), c.in(kX).data<float>(), c.in(kScale).data<float>(),
+        c.in(kBias).data<float>(), k->epsilon, -kUnbounded, kUnbounded, c.out(0).data<float>());
     double momentum = c.node.attr_float("momentum", 0.9f);
     int64_t count = c.in(kX).numel() / k->channels;
     double unbiased = c.training && count > 1 ? double(count) / double(count - 1) : 1.0;
@@ -300,9 +321,11 @@ bool batch_norm_backward(const ops::BackwardContext& c, bool batch_statistics) {
   if (!k) return false;
   if (batch_statistics) {
     auto grad = [&](int i) { return c.wants_grad(i) ? c.grad_in(i).data<float>() : nullptr; };
-    batch_norm_training_backward(Planes(c.in(kX)), c.in(kX).data<float>(),
-                                 c.grad_out(0).data<float>(), c.in(kScale).data<float>(),
-                                 k->epsilon, grad(kX), grad(kScale), grad(kBias));
+    const Planes p(c.in(kX));
+    batch_norm_training_backward(p, channel_statistics(p, c.in(kX).data<float>()),
+                                 c.in(kX).data<float>(), c.grad_out(0).data<float>(),
+                                 c.in(kScale).data<float>(), c.in(kBias).data<float>(), k->epsilon,
+                                 -kUnbounded, kUnbounded, grad(kX), grad(kScale), grad(kBias));
     count_served();
     return true;
   }
@@ -326,6 +349,35 @@ bool batch_norm_backward(const ops::BackwardContext& c, bool batch_statistics) {
           k->cost());
   count_served();
   return true;
+}
+
+bool fuses_norm_activation(const Shape& x, DType dtype) {
+  return enabled() && dtype == DType::kF32 && x.size() >= 2 && shape_numel(x) > 0;
+}
+
+BatchStatistics norm_activation_forward(const NormActivation& f, const Tensor& x,
+                                        const Tensor& scale, const Tensor& shift,
+                                        Tensor& running_mean, Tensor& running_var, Tensor& y) {
+  const Planes p(x);
+  BatchStatistics st = batch_norm_training(p, x.data<float>(), scale.data<float>(),
+                                           shift.data<float>(), f.epsilon, f.lo, f.hi,
+                                           y.data<float>());
+  const double count = static_cast<double>(p.count());
+  const double unbiased = count > 1 ? count / (count - 1) : 1.0;
+  update_running(&running_mean, running_mean, st.mean.data(), 1.0, f.momentum);
+  update_running(&running_var, running_var, st.var.data(), unbiased, f.momentum);
+  count_served();
+  return st;
+}
+
+void norm_activation_backward(const NormActivation& f, const BatchStatistics& st, const Tensor& x,
+                              const Tensor& scale, const Tensor& shift, const Tensor& dy,
+                              Tensor* dx, Tensor* dscale, Tensor* dshift) {
+  auto data = [](Tensor* t) { return t ? t->data<float>() : nullptr; };
+  batch_norm_training_backward(Planes(x), st, x.data<float>(), dy.data<float>(),
+                               scale.data<float>(), shift.data<float>(), f.epsilon, f.lo, f.hi,
+                               data(dx), data(dscale), data(dshift));
+  count_served();
 }
 
 }  // namespace graft::backend

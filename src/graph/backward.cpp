@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "graft/session.h"
+#include "graph/plan.h"
 #include "ops/op.h"
 
 namespace graft {
@@ -71,14 +72,29 @@ void Session::backward(const TensorMap& output_grads) {
     GRAFT_CHECK(g.shape() == info.shape && g.dtype() == info.dtype, kInvalidArgument,
                 "the gradient of '{}' is {} {}, the output is {} {}", name, dtype_name(g.dtype()),
                 shape_str(g.shape()), dtype_name(info.dtype), shape_str(info.shape));
-    if (requires_grad_.count(name)) grads[name] = g;
+    // A copy: gradients reaching a value from several readers are added into it.
+    if (requires_grad_.count(name)) grads[name] = g.clone();
   }
+  // Steps of the training plan that computed several nodes at once: their
+  // gradient is computed at the first node, from the last one's outputs.
+  ExecutionPlan& plan = *plans_[1];
+  std::map<int, const PlanStep*> norm_steps;
+  std::set<int> fused_later;
+  for (const PlanStep& s : plan.steps)
+    if (s.norm_activation) {
+      norm_steps[s.node] = &s;
+      fused_later.insert(s.fused.begin(), s.fused.end());
+    }
   for (size_t i = graph_.nodes.size(); i-- > 0;) {
-    if (!active_[i]) continue;
+    if (!active_[i] || fused_later.count(static_cast<int>(i))) continue;
     const Node& node = graph_.nodes[i];
+    auto norm = norm_steps.find(static_cast<int>(i));
+    const PlanStep* fused = norm == norm_steps.end() ? nullptr : norm->second;
+    const std::vector<std::string>& node_outputs =
+        fused ? graph_.nodes[fused->fused.back()].outputs : node.outputs;
     std::vector<const Tensor*> grad_outputs;
     bool any = false;
-    for (const std::string& o : node.outputs) {
+    for (const std::string& o : node_outputs) {
       auto it = o.empty() ? grads.end() : grads.find(o);
       grad_outputs.push_back(it == grads.end() ? nullptr : &it->second);
       any = any || it != grads.end();
@@ -86,7 +102,7 @@ void Session::backward(const TensorMap& output_grads) {
     if (!any) continue;  // nothing downstream of this node reached the loss
     std::vector<const Tensor*> inputs, outputs;
     for (const std::string& name : node.inputs) inputs.push_back(name.empty() ? nullptr : &saved_.at(name));
-    for (const std::string& name : node.outputs) outputs.push_back(name.empty() ? nullptr : &saved_.at(name));
+    for (const std::string& name : node_outputs) outputs.push_back(name.empty() ? nullptr : &saved_.at(name));
     std::vector<Tensor> grad_inputs(node.inputs.size());
     std::vector<Tensor*> grad_ptrs(node.inputs.size(), nullptr);
     for (size_t k = 0; k < node.inputs.size(); ++k) {
@@ -94,17 +110,25 @@ void Session::backward(const TensorMap& output_grads) {
       grad_inputs[k] = Tensor::uninitialized(inputs[k]->dtype(), inputs[k]->shape());
       grad_ptrs[k] = &grad_inputs[k];
     }
-    // run() counted its step after the forward: the forward's seed is step - 1's.
-    ops::BackwardContext ctx{node,         graph_.opset, training_ && trains_[i], inputs, outputs,
-                             grad_outputs, grad_ptrs,    node_seed(i, step_ - 1)};
     const auto start = std::chrono::steady_clock::now();
-    with_context(node.describe(), [&] { ops::run_backward(ctx); });
+    if (fused) {
+      with_context(node.describe(), [&] {
+        backend::norm_activation_backward(*fused->norm_activation, plan.norm_statistics.at(fused->node),
+                                          *inputs[0], *inputs[1], *inputs[2], *grad_outputs[0],
+                                          grad_ptrs[0], grad_ptrs[1], grad_ptrs[2]);
+      });
+    } else {
+      // run() counted its step after the forward: the forward's seed is step - 1's.
+      ops::BackwardContext ctx{node,         graph_.opset, training_ && trains_[i], inputs, outputs,
+                               grad_outputs, grad_ptrs,    node_seed(i, step_ - 1)};
+      with_context(node.describe(), [&] { ops::run_backward(ctx); });
+    }
     if (profiling_) {
-      OpTime& t = profile_[node.op_type + " backward"];
+      OpTime& t = profile_[(fused ? fused->label : node.op_type) + " backward"];
       t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       ++t.calls;
     }
-    for (const std::string& o : node.outputs) grads.erase(o);  // consumed
+    for (const std::string& o : node_outputs) grads.erase(o);  // consumed
     for (size_t k = 0; k < node.inputs.size(); ++k) {
       if (!grad_ptrs[k]) continue;
       auto it = grads.find(node.inputs[k]);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
+#include <tuple>
 #include <optional>
 
 #include "graft/passes.h"
@@ -36,6 +38,11 @@ class Planner {
     std::map<int, Chain> ahead;  // chains of convolutions whose input nodes joined them
     for (size_t i = 0; i < nodes_.size(); ++i) {
       if (absorbed[i] || computed_ahead(nodes_[i])) continue;
+      if (std::optional<PlanStep> s = norm_activation_step(static_cast<int>(i))) {
+        absorbed[s->fused[0]] = true;
+        p.steps.push_back(std::move(*s));
+        continue;
+      }
       if (InputNodes in = input_nodes_from(static_cast<int>(i)); in.conv >= 0)
         if (std::optional<Chain> c = chain_from(in.conv, in)) {
           if (in.pad >= 0) absorbed[in.pad] = true;
@@ -70,6 +77,7 @@ class Planner {
     choose_layouts(p);
     for (size_t s = 0; s < p.steps.size(); ++s) {
       p.steps[s].reads = reads(p.steps[s]);
+      p.steps[s].writes = writes(p.steps[s]);
       for (const std::string& v : p.steps[s].reads) p.last_use[v] = s;
     }
     place_in_arena(p);
@@ -264,6 +272,59 @@ class Planner {
     return s;
   }
 
+  // A BatchNormalization normalising with the batch's statistics and the
+  // Clip or Relu alone reading its output, when the fast kernels take it.
+  std::optional<PlanStep> norm_activation_step(int i) const {
+    const Node& bn = nodes_[i];
+    if (bn.op_type != "BatchNormalization" || !r_.batch_statistics[i] || bn.inputs.size() != 5)
+      return std::nullopt;
+    for (size_t k = 1; k < bn.outputs.size(); ++k)
+      if (!bn.outputs[k].empty()) return std::nullopt;
+    const ValueInfo& x = r_.infos.at(bn.inputs[0]);
+    if (!backend::fuses_norm_activation(x.shape, x.dtype)) return std::nullopt;
+    for (int k = 1; k < 5; ++k) {
+      const ValueInfo& v = r_.infos.at(bn.inputs[k]);
+      if (v.dtype != DType::kF32 || shape_numel(v.shape) != x.shape[1]) return std::nullopt;
+    }
+    // The running statistics are updated in place.
+    if (!r_.variables.count(bn.inputs[3]) || !r_.variables.count(bn.inputs[4])) return std::nullopt;
+    const std::string& y = bn.outputs[0];
+    auto readers = readers_.find(y);
+    if (graph_outputs_.count(y) || readers == readers_.end() || readers->second.size() != 1)
+      return std::nullopt;
+    const int j = readers->second[0];
+    const Node& act = nodes_[j];
+    if (act.inputs[0] != y || act.outputs.size() != 1 || act.outputs[0].empty())
+      return std::nullopt;
+    backend::NormActivation f{bn.attr_float("epsilon", 1e-5f), bn.attr_float("momentum", 0.9f), 0,
+                              std::numeric_limits<float>::infinity()};
+    if (act.op_type == "Clip") {
+      std::vector<const Tensor*> bounds{nullptr};
+      for (size_t k = 1; k < act.inputs.size(); ++k) {
+        bounds.push_back(constant(act.inputs[k]));
+        if (!act.inputs[k].empty() && !bounds.back()) return std::nullopt;
+      }
+      std::tie(f.lo, f.hi) = ops::clip_bounds_f32(act, r_.graph.opset, bounds);
+      if (!(f.lo <= f.hi)) return std::nullopt;
+    } else if (act.op_type != "Relu") {
+      return std::nullopt;
+    }
+    PlanStep s;
+    s.node = i;
+    s.fused = {j};
+    s.norm_activation = f;
+    s.label = "BatchNormalization+" + act.op_type;
+    return s;
+  }
+
+  std::vector<std::string> writes(const PlanStep& s) const {
+    if (!s.y.empty()) return {s.y};
+    std::vector<std::string> v;
+    for (const std::string& out : nodes_[s.fused.empty() ? s.node : s.fused.back()].outputs)
+      if (!out.empty()) v.push_back(out);
+    return v;
+  }
+
   std::vector<std::string> reads(const PlanStep& s) const {
     if (!s.y.empty()) {
       std::vector<std::string> v{s.x};
@@ -340,12 +401,7 @@ class Planner {
     };
     std::vector<Block> blocks;
     for (size_t s = 0; s < p.steps.size(); ++s) {
-      std::vector<std::string> made;
-      if (!p.steps[s].y.empty()) made.push_back(p.steps[s].y);
-      else
-        for (const std::string& o : nodes_[p.steps[s].node].outputs)
-          if (!o.empty()) made.push_back(o);
-      for (const std::string& v : made) {
+      for (const std::string& v : p.steps[s].writes) {
         if (graph_outputs_.count(v) || r_.outliving.count(v)) continue;
         const ValueInfo& info = r_.infos.at(v);
         size_t bytes = static_cast<size_t>(shape_numel(info.shape)) * dtype_size(info.dtype);

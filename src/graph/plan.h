@@ -2,7 +2,9 @@
 // compiled once and reused by every run:
 // - the steps in order: single nodes, or a Conv of the frozen part fused
 //   with the BatchNormalization, activations and residual Add after it
-//   (one oneDNN primitive, weights reordered once);
+//   (one oneDNN primitive, weights reordered once), or in training a
+//   BatchNormalization using batch statistics with the Clip or Relu after
+//   it (backend::NormActivation);
 // - which values are stored channels-last (between fused convolutions, so
 //   a chain of them needs no reorder);
 // - where each value lives in one arena whose offsets are planned ahead from
@@ -12,6 +14,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -29,8 +32,10 @@ struct PlanStep {
   bool x_channels_last = false;
   std::shared_ptr<backend::FusedConv> conv;  // set for a fused step
   std::string x, addend, y;                  // a fused step's input, addend ("" if none), output
+  std::optional<backend::NormActivation> norm_activation;  // set for a fused training BatchNormalization
   std::string label;                         // for the profile: "Conv+BatchNormalization+Clip"
   std::vector<std::string> reads;            // the values the step reads
+  std::vector<std::string> writes;           // and those it writes
 };
 
 struct ExecutionPlan {
@@ -42,6 +47,9 @@ struct ExecutionPlan {
                                            // (SIZE_MAX: a graph output)
   std::shared_ptr<uint8_t> arena;          // allocated by the Session
   bool fast_kernels = false;               // made with oneDNN's kernels on
+  // Training: the batch statistics of each fused BatchNormalization (by
+  // node), kept from run() for backward().
+  std::map<int, backend::BatchStatistics> norm_statistics;
 };
 
 struct PlanRequest {
@@ -49,6 +57,8 @@ struct PlanRequest {
   const std::map<std::string, ValueInfo>& infos;
   const std::set<std::string>& variables;  // initializers that change between runs
   std::vector<bool> alone;                 // per node: must run by itself (training)
+  std::vector<bool> batch_statistics;      // per node: a BatchNormalization normalising with
+                                           // the batch's statistics (training)
   std::set<std::string> outliving;         // values that must outlive a run
 };
 

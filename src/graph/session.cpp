@@ -86,9 +86,12 @@ ExecutionPlan& Session::plan_for_mode() {
   std::shared_ptr<ExecutionPlan>& plan = plans_[training_];
   if (plan && plan->fast_kernels == !reference_kernels()) return *plan;
   const bool keep_for_backward = training_ && !parameters_.empty();
-  PlanRequest request{graph_, infos_, variables_, std::vector<bool>(graph_.nodes.size()), {}};
-  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+  const size_t n = graph_.nodes.size();
+  PlanRequest request{graph_, infos_, variables_, std::vector<bool>(n), std::vector<bool>(n), {}};
+  for (size_t i = 0; i < n; ++i) {
     request.alone[i] = training_ && (active_[i] || trains_[i]);
+    request.batch_statistics[i] =
+        training_ && trains_[i] && graph_.nodes[i].op_type == "BatchNormalization";
     if (!keep_for_backward || !active_[i]) continue;
     for (const std::string& v : graph_.nodes[i].inputs) request.outliving.insert(v);
     for (const std::string& v : graph_.nodes[i].outputs) request.outliving.insert(v);
@@ -146,7 +149,7 @@ TensorMap Session::run(const TensorMap& inputs) {
   for (const std::string& name : variables_) values[name] = graph_.initializers.at(name);
   for (const auto& [name, t] : inputs) values[name] = t;
 
-  const ExecutionPlan& plan = plan_for_mode();
+  ExecutionPlan& plan = plan_for_mode();
   for (size_t s = 0; s < plan.steps.size(); ++s) {
     const PlanStep& step = plan.steps[s];
     const size_t i = static_cast<size_t>(step.node);
@@ -159,6 +162,16 @@ TensorMap Session::run(const TensorMap& inputs) {
         backend::run_fused_conv(*step.conv, values.at(step.x),
                                 step.addend.empty() ? nullptr : &values.at(step.addend), y);
         values[step.y] = std::move(y);
+        return;
+      }
+      if (step.norm_activation) {
+        const std::string& out = step.writes.at(0);
+        Tensor y = make_value(plan, out);
+        plan.norm_statistics[step.node] = backend::norm_activation_forward(
+            *step.norm_activation, values.at(node.inputs[0]), values.at(node.inputs[1]),
+            values.at(node.inputs[2]), graph_.initializers.at(node.inputs[3]),
+            graph_.initializers.at(node.inputs[4]), y);
+        values[out] = std::move(y);
         return;
       }
       std::vector<const Tensor*> in;
@@ -188,10 +201,8 @@ TensorMap Session::run(const TensorMap& inputs) {
       ++t.calls;
     }
     if (keep_for_backward && active_[i]) {
-      for (const std::string& name : node.inputs)
-        if (!name.empty()) saved_[name] = values.at(name);
-      for (const std::string& name : node.outputs)
-        if (!name.empty()) saved_[name] = values.at(name);
+      for (const std::string& name : step.reads) saved_[name] = values.at(name);
+      for (const std::string& name : step.writes) saved_[name] = values.at(name);
     }
     // Release what no later step reads (its arena slice is then reused).
     for (const std::string& name : step.reads) {
