@@ -23,6 +23,7 @@
 
 #include "backend/backend.h"
 #include "backend/dnnl_util.h"
+#include "backend/loops.h"
 
 namespace graft::backend {
 
@@ -117,13 +118,8 @@ struct Planes {
   int64_t offset(int64_t image, int64_t c) const { return (image * channels + c) * plane; }
 };
 
-int loop_threads(int64_t elements) { return elements < (1 << 16) ? 1 : num_threads(); }
-
-// The loops over one plane. Float sums with `omp simd` reductions
-// (vectorized, in whatever order), added up in double per plane; each
-// function is compiled for AVX-512, AVX2 and the baseline and picked for
-// the machine at load time (target_clones).
-#define GRAFT_PLANE_LOOP __attribute__((target_clones("avx512f", "avx2", "default")))
+// The loops over one plane (loops.h). Float sums with `omp simd` reductions
+// (vectorized, in whatever order), added up in double per plane.
 
 struct PlaneSums {
   double first = 0, second = 0;

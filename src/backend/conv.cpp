@@ -1,5 +1,5 @@
 // Conv on oneDNN: forward, backward data, and backward weights with the
-// bias gradient; 1-D to 3-D, grouped and depthwise.
+// bias gradient; 1-D to 3-D, grouped.
 //
 // Layouts: the primitives choose their own (format_tag::any). For
 // MobileNetV2's shapes oneDNN's fast convolutions (brgconv, brdgmm_dw) want
@@ -7,7 +7,8 @@
 // graft's plain NCHW on both sides it falls back to im2col + GEMM, 5x
 // slower on those shapes even counting the reorders at each end that
 // choosing freely costs. The reordered copies live in per-thread scratch.
-// Pointwise convolutions take another road (pointwise.cpp).
+// Pointwise and depthwise convolutions take other roads (pointwise.cpp,
+// depthwise.cpp).
 #include <algorithm>
 #include <optional>
 
@@ -22,24 +23,10 @@ namespace {
 using dnnl::algorithm;
 using dnnl::prop_kind;
 
-// The activations' layout inside the primitive. Depthwise convolutions
-// with a multiple of 16 channels use 16-channel blocks (nChw16c): oneDNN
-// would choose channels-last, but the reorders from and to NCHW cost half
-// as much with blocks and its blocked depthwise kernel is as fast (measured
-// on MobileNetV2: the depthwise layers with their reorders 40% faster at
-// batch 1 and 30% at batch 32). oneDNN 2.6 has that blocked kernel for 2-D
-// convolutions with one output channel per group only (elsewhere it would
-// run its reference code). Other convolutions let oneDNN choose.
-memory::desc activation_md(const ConvCase& k, const Dims& dims) {
-  bool depthwise = k.x.size() == 4 && k.w.size() == 5 && k.w[1] == 1 && k.w[2] == 1;
-  if (!depthwise || k.x[1] % 16 != 0) return any_md(dims);
-  return memory::desc(dims, memory::data_type::f32, memory::format_tag::nChw16c);
-}
-
 dnnl::convolution_forward::desc forward_desc(const ConvCase& k, prop_kind prop) {
   memory::desc bias = k.bias ? plain_md(k.b) : memory::desc();
-  return dnnl::convolution_forward::desc(prop, algorithm::convolution_direct, activation_md(k, k.x),
-                                         any_md(k.w), bias, activation_md(k, k.y), k.strides,
+  return dnnl::convolution_forward::desc(prop, algorithm::convolution_direct, any_md(k.x),
+                                         any_md(k.w), bias, any_md(k.y), k.strides,
                                          k.dilates, k.pad_l, k.pad_r);
 }
 
@@ -80,13 +67,13 @@ std::shared_ptr<ConvBackward> build_backward(const ConvCase& k) {
   dnnl::convolution_forward::primitive_desc hint(forward_desc(k, prop_kind::forward_training),
                                                  engine());
   dnnl::convolution_backward_data::primitive_desc data_pd(
-      dnnl::convolution_backward_data::desc(algorithm::convolution_direct, activation_md(k, k.x),
-                                            any_md(k.w), activation_md(k, k.y), k.strides,
+      dnnl::convolution_backward_data::desc(algorithm::convolution_direct, any_md(k.x),
+                                            any_md(k.w), any_md(k.y), k.strides,
                                             k.dilates, k.pad_l, k.pad_r),
       attributes(), engine(), hint);
   dnnl::convolution_backward_weights::primitive_desc weights_pd(
-      dnnl::convolution_backward_weights::desc(algorithm::convolution_direct, activation_md(k, k.x),
-                                               any_md(k.w), plain_md(k.b), activation_md(k, k.y),
+      dnnl::convolution_backward_weights::desc(algorithm::convolution_direct, any_md(k.x),
+                                               any_md(k.w), plain_md(k.b), any_md(k.y),
                                                k.strides, k.dilates, k.pad_l, k.pad_r),
       attributes(), engine(), hint);
   auto e = std::make_shared<ConvBackward>();
@@ -140,6 +127,7 @@ bool conv_forward(const ops::KernelContext& c) {
   std::optional<ConvCase> k = conv_case(c.node, c.in(0).shape(), c.in(1).shape(), bias != nullptr);
   if (!k) return false;
   if (k->pointwise() && pointwise_forward(c, *k)) return true;
+  if (k->depthwise()) return depthwise_forward(c, *k);
   auto e =
       cached<ConvForward>(k->key("conv"), macs_cost(k->macs()), [&] { return build_forward(*k); });
   if (!e) return false;
@@ -162,6 +150,7 @@ bool conv_backward(const ops::BackwardContext& c) {
   std::optional<ConvCase> k = conv_case(c.node, c.in(0).shape(), c.in(1).shape(), true);
   if (!k) return false;
   if (k->pointwise() && pointwise_backward(c, *k)) return true;
+  if (k->depthwise()) return depthwise_backward(c, *k);
   auto e = cached<ConvBackward>(k->key("conv_backward"), macs_cost(k->macs()),
                                 [&] { return build_backward(*k); });
   if (!e) return false;

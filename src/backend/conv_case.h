@@ -31,6 +31,13 @@ struct ConvCase {
     return unit;
   }
 
+  // 2-D, one input and one output channel per group, no dilation.
+  bool depthwise() const {
+    bool plain = x.size() == 4 && w.size() == 5 && w[0] == x[1] && w[1] == 1 && w[2] == 1;
+    for (int64_t d : dilates) plain = plain && d == 0;
+    return plain;
+  }
+
   std::string key(const char* what) const {
     return fmt::format("{} x{} w{} y{} b{} s{} d{} l{} r{}", what, key_dims(x), key_dims(w),
                        key_dims(y), bias, key_dims(strides), key_dims(dilates), key_dims(pad_l),
@@ -67,5 +74,8 @@ inline std::optional<ConvCase> conv_case(const Node& node, const Shape& x, const
 // primitives are not fast kernels, so the convolution primitives run it.
 bool pointwise_forward(const ops::KernelContext& c, const ConvCase& k);
 bool pointwise_backward(const ops::BackwardContext& c, const ConvCase& k);
+// The depthwise case as loops on NCHW (depthwise.cpp).
+bool depthwise_forward(const ops::KernelContext& c, const ConvCase& k);
+bool depthwise_backward(const ops::BackwardContext& c, const ConvCase& k);
 
 }  // namespace graft::backend
