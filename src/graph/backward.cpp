@@ -85,13 +85,35 @@ void Session::backward(const TensorMap& output_grads) {
       norm_steps[s.node] = &s;
       fused_later.insert(s.fused.begin(), s.fused.end());
     }
+  auto outputs_of = [&](size_t i) -> const std::vector<std::string>& {
+    auto norm = norm_steps.find(static_cast<int>(i));
+    return norm == norm_steps.end() ? graph_.nodes[i].outputs
+                                    : graph_.nodes[norm->second->fused.back()].outputs;
+  };
+  // A saved value is released as soon as the last node reading it is done,
+  // so the gradients reuse the activations' memory (the storage pool) rather
+  // than adding to it.
+  std::map<std::string, int> readers_left;
+  auto for_each_read = [&](size_t i, const auto& f) {
+    for (const std::string& name : graph_.nodes[i].inputs)
+      if (!name.empty()) f(name);
+    for (const std::string& name : outputs_of(i))
+      if (!name.empty()) f(name);
+  };
+  for (size_t i = 0; i < graph_.nodes.size(); ++i)
+    if (active_[i] && !fused_later.count(static_cast<int>(i)))
+      for_each_read(i, [&](const std::string& name) { ++readers_left[name]; });
+  auto release_reads = [&](size_t i) {
+    for_each_read(i, [&](const std::string& name) {
+      if (--readers_left[name] == 0) saved_.erase(name);
+    });
+  };
   for (size_t i = graph_.nodes.size(); i-- > 0;) {
     if (!active_[i] || fused_later.count(static_cast<int>(i))) continue;
     const Node& node = graph_.nodes[i];
     auto norm = norm_steps.find(static_cast<int>(i));
     const PlanStep* fused = norm == norm_steps.end() ? nullptr : norm->second;
-    const std::vector<std::string>& node_outputs =
-        fused ? graph_.nodes[fused->fused.back()].outputs : node.outputs;
+    const std::vector<std::string>& node_outputs = outputs_of(i);
     std::vector<const Tensor*> grad_outputs;
     bool any = false;
     for (const std::string& o : node_outputs) {
@@ -99,7 +121,10 @@ void Session::backward(const TensorMap& output_grads) {
       grad_outputs.push_back(it == grads.end() ? nullptr : &it->second);
       any = any || it != grads.end();
     }
-    if (!any) continue;  // nothing downstream of this node reached the loss
+    if (!any) {  // nothing downstream of this node reached the loss
+      release_reads(i);
+      continue;
+    }
     std::vector<const Tensor*> inputs, outputs;
     for (const std::string& name : node.inputs) inputs.push_back(name.empty() ? nullptr : &saved_.at(name));
     for (const std::string& name : node_outputs) outputs.push_back(name.empty() ? nullptr : &saved_.at(name));
@@ -135,6 +160,7 @@ void Session::backward(const TensorMap& output_grads) {
       if (it == grads.end()) grads.emplace(node.inputs[k], std::move(grad_inputs[k]));
       else add_into(it->second, grad_inputs[k]);
     }
+    release_reads(i);
   }
   for (Parameter& p : parameters_) {
     auto it = grads.find(p.name);
