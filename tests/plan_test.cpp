@@ -8,6 +8,7 @@
 #include "backend_test_util.h"
 #include "graft/backend.h"
 #include "graft/session.h"
+#include "graph/plan.h"
 
 namespace graft {
 namespace {
@@ -137,6 +138,36 @@ TEST(ExecutionPlan, FusedChainMatchesTheReferenceKernels) {
   EXPECT_TRUE(profile.count("Conv+HardSwish"));
   EXPECT_TRUE(profile.count("Conv+Relu"));
   EXPECT_FALSE(profile.count("Clip")) << "a Clip ran by itself";
+}
+
+// A 3x3 depthwise Conv reading a large pointwise output is fused into the
+// pointwise convolution as oneDNN's depthwise post-op, BatchNorms folded
+// into each; where oneDNN has no fast kernel for that (small shapes), the
+// two stay separate steps. Both compute what the reference kernels do.
+TEST(ExecutionPlan, DepthwiseConvJoinsThePointwiseOneBeforeIt) {
+  const size_t threshold = depthwise_fusion_bytes();
+  set_depthwise_fusion_bytes(0);
+  for (int64_t stride : {1, 2}) {
+    SCOPED_TRACE(::testing::Message() << "stride " << stride);
+    GraphBuilder b({2, 16, 112, 112});
+    std::string e = b.relu6("e", b.batch_norm("e_bn", b.conv("e_conv", "x", 96, 1)));
+    std::string d = b.relu6("d", b.batch_norm("d_bn", b.conv("d_conv", e, 96, 3, stride, true)));
+    b.output(b.conv("p_conv", d, 24, 1));
+    Tensor x = uniform({2, 16, 112, 112}, 12);
+    std::map<std::string, Session::OpTime> profile;
+    auto fast = run_with(false, b.g, x, &profile);
+    expect_close(fast.at("p_conv"), run_with(true, b.g, x).at("p_conv"), "p_conv");
+    EXPECT_TRUE(profile.count("Conv+BatchNormalization+Clip+Conv+BatchNormalization+Clip"))
+        << "not fused";
+  }
+  GraphBuilder small = mobile_block_graph();
+  Tensor x = uniform({2, 3, 20, 20}, 13);
+  std::map<std::string, Session::OpTime> profile;
+  auto fast = run_with(false, small.g, x, &profile);
+  expect_close(fast.at("pooled"), run_with(true, small.g, x).at("pooled"), "small");
+  EXPECT_TRUE(profile.count("Conv+Clip")) << "expansion apart from its depthwise convolution";
+  EXPECT_TRUE(profile.count("Conv+BatchNormalization+Clip"));
+  set_depthwise_fusion_bytes(threshold);
 }
 
 TEST(ExecutionPlan, OutputsOfOneRunSurviveTheNext) {

@@ -93,19 +93,24 @@ void norm_activation_backward(const NormActivation& f, const BatchStatistics& st
 // A Conv of a graph's frozen part run as one oneDNN primitive together with
 // what follows it: a BatchNormalization folded into its weights (by the
 // plan), then post-ops applied to each output element before it is stored,
-// in order: activations, and a sum with an addend (a residual Add). The
-// weights are reordered once, when the convolution is made, not per run.
-// Activations between such convolutions may be stored channels-last (NHWC)
-// so that a chain of them runs without any reorder.
+// in order: activations, a sum with an addend (a residual Add), and a 3x3
+// depthwise convolution (padding 1) of a pointwise one's output, with its
+// own folded BatchNormalization, so that the wide intermediate never goes
+// to memory. The weights are reordered once, when the convolution is made,
+// not per run. Activations between such convolutions may be stored
+// channels-last (NHWC) so that a chain of them runs without any reorder.
 struct ConvPostOp {
-  const Node* activation = nullptr;  // nullptr: add the addend
+  const Node* activation = nullptr;  // nullptr: add the addend, or the depthwise convolution
   float clip_lo = 0, clip_hi = 0;    // Clip's bounds
+  bool depthwise = false;            // the spec's depthwise convolution
 };
 struct FusedConvSpec {
   Node conv;                   // its pads may include a Pad the plan fused in
   Shape x;                     // the input's shape, NCHW order whatever the storage
   Tensor weights, bias;        // bias may be undefined
   std::vector<ConvPostOp> post;
+  Tensor dw_weights, dw_bias;  // the depthwise post-op's (C, 1, 3, 3) and (C)
+  int64_t dw_stride = 1;
   bool x_channels_last = false;
   bool y_channels_last = false;  // of the output and the addend
 };

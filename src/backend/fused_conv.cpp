@@ -22,6 +22,7 @@ struct FusedPrimitive {
   int64_t cost = 0;
   dnnl::convolution_forward prim;
   memory::desc x_md, y_md, b_md, w_md;  // x and y as stored; w as the primitive wants it
+  memory::desc dw_w_md;                 // the depthwise post-op's weights, as wanted
   Reorder x_in, y_out, addend_in;       // to and from the primitive's layouts
 };
 
@@ -35,27 +36,39 @@ std::optional<Eltwise> eltwise_of(const ConvPostOp& op) {
   return activation_of(*op.activation);
 }
 
+// A copy of weights `w` (plain layout `plain`) in layout `md`.
+memory laid_out(const Tensor& w, const memory::desc& plain, const memory::desc& md) {
+  memory out(md, engine());
+  Reorder to(plain, md);
+  if (to.needed()) to.into(wrap(plain, w), out);
+  else std::memcpy(out.get_data_handle(), w.raw(), w.nbytes());
+  return out;
+}
+
 }  // namespace
 
 class FusedConv {
  public:
   FusedConvSpec spec;
   ConvCase k;
+  Dims y;  // the output: the convolution's, or the depthwise post-op's
   std::string key;
   dnnl::post_ops post;
   const FusedPrimitive* weights_for = nullptr;  // the primitive `weights` is laid out for
-  memory weights;
+  memory weights, dw_weights;
 
   std::shared_ptr<FusedPrimitive> primitive() {
     return cached<FusedPrimitive>(key, macs_cost(k.macs()), [&]() -> std::shared_ptr<FusedPrimitive> {
       auto e = std::make_shared<FusedPrimitive>();
       e->x_md = stored_md(k.x, spec.x_channels_last);
-      e->y_md = stored_md(k.y, spec.y_channels_last);
+      e->y_md = stored_md(y, spec.y_channels_last);
       e->b_md = plain_md(k.b);
       dnnl::convolution_forward::desc d(
           prop_kind::forward_inference, algorithm::convolution_direct,
           spec.x_channels_last ? e->x_md : any_md(k.x), any_md(k.w),
-          k.bias ? e->b_md : memory::desc(), spec.y_channels_last ? e->y_md : any_md(k.y),
+          k.bias ? e->b_md : memory::desc(),
+          // The convolution's own output dims, also when a depthwise post-op follows.
+          spec.y_channels_last ? stored_md(k.y, true) : any_md(k.y),
           k.strides, k.dilates, k.pad_l, k.pad_r);
       dnnl::primitive_attr attr = attributes();
       attr.set_post_ops(post);
@@ -64,6 +77,8 @@ class FusedConv {
       e->cost = macs_cost(k.macs());
       e->prim = dnnl::convolution_forward(pd);
       e->w_md = pd.weights_desc();
+      if (spec.dw_weights.defined())
+        e->dw_w_md = pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS);
       e->x_in = Reorder(e->x_md, pd.src_desc());
       e->y_out = Reorder(pd.dst_desc(), e->y_md);
       e->addend_in = Reorder(e->y_md, pd.dst_desc());
@@ -81,8 +96,17 @@ std::shared_ptr<FusedConv> make_fused_conv(const FusedConvSpec& spec) {
   auto f = std::make_shared<FusedConv>();
   f->spec = spec;
   f->k = *k;
+  f->y = k->y;
   std::string post_key;
   for (const ConvPostOp& op : spec.post) {
+    if (op.depthwise) {
+      const int64_t s = spec.dw_stride;
+      f->post.append_dw(memory::data_type::f32, memory::data_type::f32, memory::data_type::f32, 3,
+                        s, 1, 0, {});
+      for (size_t d = 2; d < f->y.size(); ++d) f->y[d] = (f->y[d] + 2 - 3) / s + 1;
+      post_key += fmt::format(" dw{}", s);
+      continue;
+    }
     if (!op.activation) {
       f->post.append_sum(1.0f);
       post_key += " sum";
@@ -103,12 +127,11 @@ void run_fused_conv(FusedConv& f, const Tensor& x_user, const Tensor* addend, Te
   std::shared_ptr<FusedPrimitive> e = f.primitive();
   GRAFT_ASSERT(e != nullptr);
   if (f.weights_for != e.get()) {  // first run, or another thread count chose another layout
-    f.weights = memory(e->w_md, engine());
-    Reorder to_primitive(plain_md(f.k.w), e->w_md);
-    if (to_primitive.needed())
-      to_primitive.into(wrap(plain_md(f.k.w), f.spec.weights), f.weights);
-    else
-      std::memcpy(f.weights.get_data_handle(), f.spec.weights.raw(), f.spec.weights.nbytes());
+    f.weights = laid_out(f.spec.weights, plain_md(f.k.w), e->w_md);
+    if (f.spec.dw_weights.defined()) {
+      const Shape& s = f.spec.dw_weights.shape();  // (C, 1, 3, 3) as grouped weights
+      f.dw_weights = laid_out(f.spec.dw_weights, plain_md({s[0], 1, 1, s[2], s[3]}), e->dw_w_md);
+    }
     f.weights_for = e.get();
   }
   memory x = e->x_in.to(wrap(e->x_md, x_user), kSrcSlot);
@@ -122,6 +145,11 @@ void run_fused_conv(FusedConv& f, const Tensor& x_user, const Tensor* addend, Te
   }
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, f.weights}, {DNNL_ARG_DST, y}};
   if (f.k.bias) args[DNNL_ARG_BIAS] = wrap(e->b_md, f.spec.bias);
+  if (f.spec.dw_weights.defined()) {
+    args[DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS] = f.dw_weights;
+    args[DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_BIAS] =
+        wrap(plain_md({f.spec.dw_bias.numel()}), f.spec.dw_bias);
+  }
   execute(e->prim, args, e->cost);
   e->y_out.into(y, y_stored);
   count_served();

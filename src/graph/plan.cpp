@@ -15,6 +15,8 @@ namespace graft {
 
 namespace {
 
+size_t g_depthwise_fusion_bytes = size_t{40} << 20;
+
 bool is_activation(const std::string& op) {
   return op == "Relu" || op == "LeakyRelu" || op == "Sigmoid" || op == "Tanh" ||
          op == "HardSwish" || op == "Clip";
@@ -102,6 +104,8 @@ class Planner {
     std::vector<backend::ConvPostOp> post;
     std::vector<int> fused;
     std::string addend, y;
+    Tensor dw_w, dw_b;  // a depthwise convolution fused in as a post-op
+    int64_t dw_stride = 1;
   };
 
   bool computed_ahead(const Node& n) const {
@@ -152,16 +156,22 @@ class Planner {
     c.w = *w;
     if (b) c.b = *b;
     std::string cur = conv.outputs[0];
+    Chain before_dw;  // the chain as it was when a depthwise Conv joined
     for (int j; (j = sole_reader(cur)) >= 0;) {
       const Node& n = nodes_[j];
       if (n.outputs.size() != 1 || !is_f32(n.outputs[0])) break;
+      Chain was = c;
       if (!take(c, n, cur, i)) break;
+      if (c.dw_w.defined() && !was.dw_w.defined()) before_dw = std::move(was), before_dw.y = cur;
       c.fused.push_back(j);
       cur = n.outputs[0];
     }
     c.y = cur;
-    if (!backend::make_fused_conv(spec_of(c, in.transpose >= 0, false))) return std::nullopt;
-    return c;
+    if (backend::make_fused_conv(spec_of(c, in.transpose >= 0, false))) return c;
+    // oneDNN has no fast kernel with that depthwise post-op: stop before it.
+    if (c.dw_w.defined() && backend::make_fused_conv(spec_of(before_dw, in.transpose >= 0, false)))
+      return before_dw;
+    return std::nullopt;
   }
 
   // The input nodes a Conv's step can take, starting at node `i`, when
@@ -222,19 +232,23 @@ class Planner {
 
   // Adds node `n`, which reads `cur`, to chain `c` of the Conv at `conv`.
   bool take(Chain& c, const Node& n, const std::string& cur, int conv) const {
+    const bool after_dw = !c.post.empty() && c.post.back().depthwise;
     if (n.op_type == "BatchNormalization") {
-      if (!c.post.empty() || n.inputs.size() != 5 || n.attr_int("training_mode", 0) != 0)
+      // Folded into the convolution it follows: the chain's own or its depthwise post-op.
+      if ((!c.post.empty() && !after_dw) || n.inputs.size() != 5 ||
+          n.attr_int("training_mode", 0) != 0)
         return false;
+      Tensor& w = after_dw ? c.dw_w : c.w;
+      Tensor& b = after_dw ? c.dw_b : c.b;
       const Tensor* p[5] = {};
       for (int k = 1; k < 5; ++k)
         if (!(p[k] = constant(n.inputs[k])) || p[k]->dtype() != DType::kF32 ||
-            p[k]->numel() != c.w.dim(0))
+            p[k]->numel() != w.dim(0))
           return false;
-      auto [w, b] = fold_batch_norm(n, c.w, c.b.defined() ? &c.b : nullptr, *p[1], *p[2], *p[3], *p[4]);
-      c.w = w;
-      c.b = b;
+      std::tie(w, b) = fold_batch_norm(n, w, b.defined() ? &b : nullptr, *p[1], *p[2], *p[3], *p[4]);
       return true;
     }
+    if (n.op_type == "Conv") return take_depthwise(c, n, cur);
     if (is_activation(n.op_type)) {
       backend::ConvPostOp op{&n};
       if (n.op_type == "Clip") {
@@ -248,7 +262,8 @@ class Planner {
       c.post.push_back(op);
       return true;
     }
-    if (n.op_type == "Add" && c.addend.empty() && n.inputs.size() == 2 && n.inputs[0] != n.inputs[1]) {
+    if (n.op_type == "Add" && c.addend.empty() && !c.dw_w.defined() && n.inputs.size() == 2 &&
+        n.inputs[0] != n.inputs[1]) {
       const std::string& other = n.inputs[0] == cur ? n.inputs[1] : n.inputs[0];
       auto made = producer_.find(other);
       bool ready = made == producer_.end() || made->second < conv;  // before the fused step runs
@@ -260,6 +275,44 @@ class Planner {
     return false;
   }
 
+  // A 3x3 depthwise Conv (padding 1, stride 1 or 2) reading a pointwise
+  // one's output becomes its post-op when that output is large: oneDNN then
+  // computes both a few rows at a time and the wide intermediate (six times
+  // the block's channels in MobileNetV2) never goes to memory. Measured at
+  // batch 32: the 112x112 stride-2 block 22 -> 8 ms, 56x56 8 -> 6 ms; for
+  // small intermediates (batch 1, or 28x28 and below) its kernel is slower
+  // than the two primitives apart, so those stay apart.
+  bool take_depthwise(Chain& c, const Node& n, const std::string& cur) const {
+    const Shape& x = r_.infos.at(cur).shape;
+    if (!c.dw_w.defined() && c.addend.empty() && x.size() == 4 && c.w.rank() == 4 &&
+        c.w.dim(2) == 1 && c.w.dim(3) == 1 && n.inputs[0] == cur &&
+        shape_numel(x) * sizeof(float) >= depthwise_fusion_bytes()) {
+      const int64_t channels = x[1];
+      const Tensor* w = constant(n.inputs[1]);
+      const bool has_bias = n.inputs.size() > 2 && !n.inputs[2].empty();
+      const Tensor* b = has_bias ? constant(n.inputs[2]) : nullptr;
+      const std::vector<int64_t> strides = n.attr_ints("strides", {1, 1});
+      const bool fits =
+          w && w->dtype() == DType::kF32 && w->shape() == Shape{channels, 1, 3, 3} &&
+          (!has_bias || (b && b->dtype() == DType::kF32 && b->numel() == channels)) &&
+          n.attr_int("group", 1) == channels &&
+          n.attr_string("auto_pad", "NOTSET") == "NOTSET" &&
+          n.attr_ints("pads", {0, 0, 0, 0}) == std::vector<int64_t>{1, 1, 1, 1} &&
+          n.attr_ints("dilations", {1, 1}) == std::vector<int64_t>{1, 1} &&
+          strides.size() == 2 && strides[0] == strides[1] && (strides[0] == 1 || strides[0] == 2);
+      if (fits) {
+        c.dw_w = *w;
+        c.dw_b = b ? *b : Tensor(DType::kF32, {channels});
+        c.dw_stride = strides[0];
+        backend::ConvPostOp op;
+        op.depthwise = true;
+        c.post.push_back(op);
+        return true;
+      }
+    }
+    return false;
+  }
+
   backend::FusedConvSpec spec_of(const Chain& c, bool x_cl, bool y_cl) const {
     backend::FusedConvSpec s;
     s.conv = c.conv;
@@ -267,6 +320,9 @@ class Planner {
     s.weights = c.w;
     s.bias = c.b;
     s.post = c.post;
+    s.dw_weights = c.dw_w;
+    s.dw_bias = c.dw_b;
+    s.dw_stride = c.dw_stride;
     s.x_channels_last = x_cl;
     s.y_channels_last = y_cl;
     return s;
@@ -441,5 +497,8 @@ class Planner {
 }  // namespace
 
 ExecutionPlan make_plan(const PlanRequest& request) { return Planner(request).plan(); }
+
+size_t depthwise_fusion_bytes() { return g_depthwise_fusion_bytes; }
+void set_depthwise_fusion_bytes(size_t bytes) { g_depthwise_fusion_bytes = bytes; }
 
 }  // namespace graft

@@ -64,4 +64,9 @@ struct PlanRequest {
 
 ExecutionPlan make_plan(const PlanRequest& request);
 
+// How large (bytes) a pointwise convolution's output must be for a
+// depthwise convolution reading it to be fused in (40 MiB); tests lower it.
+size_t depthwise_fusion_bytes();
+void set_depthwise_fusion_bytes(size_t bytes);
+
 }  // namespace graft
