@@ -138,7 +138,6 @@ GRAFT_PLANE_LOOP void forward_plane_any(const Plane& p, const float* __restrict 
   }
 }
 
-
 // With unit strides, dx is the forward convolution of dy with the kernel
 // turned half way round, padded by k - 1 - pad.
 Plane transposed(const Plane& p) {
