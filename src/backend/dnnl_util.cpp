@@ -171,7 +171,7 @@ dnnl::primitive_attr attributes() {
   return attr;
 }
 
-void execute(const dnnl::primitive& p, std::unordered_map<int, memory> args, int64_t cost) {
+void execute(const dnnl::primitive& p, std::unordered_map<int, memory>& args, int64_t cost) {
   const dnnl_memory_desc_t* pad =
       dnnl_primitive_desc_query_md(p.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
   if (pad && pad->ndims > 0) args[DNNL_ARG_SCRATCHPAD] = scratch(memory::desc(*pad), kScratchpadSlot);
@@ -230,11 +230,7 @@ memory output_memory(const Reorder& back, const memory& user, Slot slot) {
 std::shared_ptr<void> cached_entry(const std::string& key, int64_t cost,
                                    const std::function<std::shared_ptr<void>()>& build) {
   thread_local std::unordered_map<std::string, std::shared_ptr<void>> cache;
-  // OpenMP's thread count is a per-thread setting: this thread's primitives
-  // are created and run with it.
-  bool serial = cost < kParallelCost || t_guard.runs < t_guard.serial_until;
-  int threads = serial ? 1 : num_threads();
-  if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
+  const int threads = choose_threads(cost);
   std::string full_key = key + " t" + std::to_string(threads);
   auto it = cache.find(full_key);
   if (it != cache.end()) return it->second;
@@ -247,6 +243,15 @@ std::shared_ptr<void> cached_entry(const std::string& key, int64_t cost,
   if (cache.size() >= kCacheCapacity) cache.clear();
   cache.emplace(full_key, entry);
   return entry;
+}
+
+int choose_threads(int64_t cost) {
+  // OpenMP's thread count is a per-thread setting: this thread's primitives
+  // are created and run with it.
+  bool serial = cost < kParallelCost || t_guard.runs < t_guard.serial_until;
+  int threads = serial ? 1 : num_threads();
+  if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
+  return threads;
 }
 
 std::string key_dims(const Dims& dims) {

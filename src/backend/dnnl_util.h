@@ -80,7 +80,11 @@ int64_t elements_cost(int64_t elements);   // memory-bound: element-wise, reorde
 // Runs a primitive made with attributes() on this thread's stream and waits
 // for it. `cost` is its estimated run time on one thread: a parallel run far
 // slower than that is taken as a sign of a busy machine (see cached_entry).
-void execute(const dnnl::primitive& p, std::unordered_map<int, memory> args, int64_t cost);
+// The scratchpad is added to `args`.
+void execute(const dnnl::primitive& p, std::unordered_map<int, memory>& args, int64_t cost);
+inline void execute(const dnnl::primitive& p, std::unordered_map<int, memory>&& args, int64_t cost) {
+  execute(p, args, cost);
+}
 
 // A copy between a tensor's plain layout and the layout a primitive chose;
 // nothing when the two agree.
@@ -120,6 +124,9 @@ memory output_memory(const Reorder& back, const memory& user, Slot slot);
 // choice also holds for the runs that follow.
 std::shared_ptr<void> cached_entry(const std::string& key, int64_t cost,
                                    const std::function<std::shared_ptr<void>()>& build);
+// The thread count cached_entry chooses for `cost`, made this thread's
+// OpenMP count.
+int choose_threads(int64_t cost);
 
 template <typename Entry>
 std::shared_ptr<Entry> cached(const std::string& key, int64_t cost,
