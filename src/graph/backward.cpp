@@ -85,10 +85,13 @@ void Session::backward(const TensorMap& output_grads) {
       norm_steps[s.node] = &s;
       fused_later.insert(s.fused.begin(), s.fused.end());
     }
+  auto fused_step = [&](size_t i) -> const PlanStep* {
+    auto it = norm_steps.find(static_cast<int>(i));
+    return it == norm_steps.end() ? nullptr : it->second;
+  };
   auto outputs_of = [&](size_t i) -> const std::vector<std::string>& {
-    auto norm = norm_steps.find(static_cast<int>(i));
-    return norm == norm_steps.end() ? graph_.nodes[i].outputs
-                                    : graph_.nodes[norm->second->fused.back()].outputs;
+    const PlanStep* fused = fused_step(i);
+    return graph_.nodes[fused ? fused->fused.back() : i].outputs;
   };
   // A saved value is released as soon as the last node reading it is done,
   // so the gradients reuse the activations' memory (the storage pool) rather
@@ -111,8 +114,7 @@ void Session::backward(const TensorMap& output_grads) {
   for (size_t i = graph_.nodes.size(); i-- > 0;) {
     if (!active_[i] || fused_later.count(static_cast<int>(i))) continue;
     const Node& node = graph_.nodes[i];
-    auto norm = norm_steps.find(static_cast<int>(i));
-    const PlanStep* fused = norm == norm_steps.end() ? nullptr : norm->second;
+    const PlanStep* fused = fused_step(i);
     const std::vector<std::string>& node_outputs = outputs_of(i);
     std::vector<const Tensor*> grad_outputs;
     bool any = false;
