@@ -3,8 +3,8 @@
 // kernel. Each returns true when it has written every output the context
 // asks for (they arrive with unspecified contents), false when it declines:
 // the reference kernels are forced (graft/backend.h), a dtype other than
-// float32, or a case oneDNN cannot do. A declining call has written nothing;
-// the reference kernel then runs on zeroed outputs.
+// float32, or a case oneDNN cannot do. After a declining call the outputs
+// are zeroed and the reference kernel runs (ops::run_compute / run_backward).
 //
 // The ops' own helpers (window geometry, attributes) describe the case, so
 // the two paths cannot read a node differently.

@@ -108,7 +108,6 @@ memory channel_memory(const NormCase& k, const Tensor& t) {
   return wrap(plain_md({k.channels}), t);
 }
 
-
 // x viewed as N planes of `plane` values per channel.
 struct Planes {
   int64_t n, channels, plane;

@@ -24,8 +24,9 @@ bool same_shape_f32(const Tensor& a, const Tensor& b) {
   return enabled() && all_f32({&a, &b}) && a.shape() == b.shape() && a.numel() > 0;
 }
 
-// out = a (op) b over n elements.
-void run_binary(algorithm alg, const Tensor& a, const Tensor& b, Tensor& out) {
+// out = a (op) b over n elements; false (nothing written) when oneDNN has no
+// primitive for it.
+bool run_binary(algorithm alg, const Tensor& a, const Tensor& b, Tensor& out) {
   const int64_t n = a.numel();
   memory::desc md = plain_md({n});
   auto prim = cached<dnnl::binary>(
@@ -34,16 +35,18 @@ void run_binary(algorithm alg, const Tensor& a, const Tensor& b, Tensor& out) {
         return std::make_shared<dnnl::binary>(
             dnnl::binary::primitive_desc(dnnl::binary::desc(alg, md, md, md), attributes(), engine()));
       });
+  if (!prim) return false;
   execute(*prim, {{DNNL_ARG_SRC_0, wrap(md, a)}, {DNNL_ARG_SRC_1, wrap(md, b)}, {DNNL_ARG_DST, wrap(md, out)}},
           elements_cost(n));
+  return true;
 }
 
 }  // namespace
 
 bool binary_forward(const ops::KernelContext& c) {
   std::optional<algorithm> alg = binary_of(c.node.op_type);
-  if (!alg || !same_shape_f32(c.in(0), c.in(1))) return false;
-  run_binary(*alg, c.in(0), c.in(1), c.out(0));
+  if (!alg || !same_shape_f32(c.in(0), c.in(1)) || !run_binary(*alg, c.in(0), c.in(1), c.out(0)))
+    return false;
   count_served();
   return true;
 }
@@ -56,11 +59,11 @@ bool binary_backward(const ops::BackwardContext& c) {
   if (!all_f32({&dy}) || dy.shape() != c.in(0).shape()) return false;
   for (int i : {0, 1}) {
     if (!c.wants_grad(i)) continue;
-    if (*alg == algorithm::binary_mul)
-      run_binary(algorithm::binary_mul, dy, c.in(1 - i), c.grad_in(i));
-    else
-      run_eltwise({algorithm::eltwise_linear, i == 1 && *alg == algorithm::binary_sub ? -1.0f : 1.0f},
-                  dy, c.grad_in(i));
+    const float sign = i == 1 && *alg == algorithm::binary_sub ? -1.0f : 1.0f;
+    const bool done = *alg == algorithm::binary_mul
+                          ? run_binary(algorithm::binary_mul, dy, c.in(1 - i), c.grad_in(i))
+                          : run_eltwise({algorithm::eltwise_linear, sign}, dy, c.grad_in(i));
+    if (!done) return false;
   }
   count_served();
   return true;

@@ -40,11 +40,10 @@ Plane plane_of(const ConvCase& k) {
           k.pad_l[0], k.pad_l[1]};
 }
 
-// The input column of output column q for kernel column j is
-// q * sw - pl + j: its offset in the plane for input row `in`.
-int64_t column_offset(const Plane& p, int64_t in, int64_t j, int64_t q) {
-  return in * p.w + q * p.sw - p.pl + j;
-}
+// Where kernel column j of output column 0 reads in input row `in` (output
+// column q reads q * sw further on; it may lie left of the row, for the
+// columns before first(j)).
+int64_t column_offset(const Plane& p, int64_t in, int64_t j) { return in * p.w - p.pl + j; }
 
 // Each plane function is one target_clones function with its row loops
 // inline: a call per row and tap cost more than the row's arithmetic.
@@ -62,7 +61,7 @@ GRAFT_PLANE_LOOP void forward_plane_any(const Plane& p, const float* __restrict 
       for (int64_t j = 0; j < p.kw; ++j) {
         const float a = w[i * p.kw + j];
         const int64_t first = p.first(j), last = p.last(j);
-        const float* src = x + column_offset(p, in, j, 0);
+        const float* src = x + column_offset(p, in, j);
         if (p.sw == 1) {
 #pragma omp simd
           for (int64_t q = first; q < last; ++q) row[q] += a * src[q];
@@ -107,7 +106,7 @@ void pad_into(const float* x, int64_t h, int64_t w, int64_t top, int64_t left, i
 // enough for sixteen-float loads past the last output column.
 struct Padded {
   int64_t rows, stride;
-  Padded(const Plane& p) : rows(p.sh * (p.oh - 1) + 3), stride(round_up(p.ow) + kLanes) {}
+  explicit Padded(const Plane& p) : rows(p.sh * (p.oh - 1) + 3), stride(round_up(p.ow) + kLanes) {}
   // Where tap (i, j) of output row o, column 0 reads.
   int64_t at(const Plane& p, int64_t o, int64_t i, int64_t j) const {
     return (p.sh * o + i) * stride + j;
@@ -181,9 +180,9 @@ Plane transposed(const Plane& p) {
 
 // dx from dy (one plane each) and the turned kernel.
 void backward_data_plane(const Plane& p, const float* dy, const float* turned, float* dx) {
-  if (p.sh == 1 && p.sw == 1) return forward_plane(transposed(p), dy, turned, 0.0f, dx);
-  thread_local std::vector<float> spread;
   const Plane t = transposed(p);
+  if (p.sh == 1 && p.sw == 1) return forward_plane(t, dy, turned, 0.0f, dx);
+  thread_local std::vector<float> spread;
   spread.assign(t.size(), 0.0f);
   for (int64_t o = 0; o < p.oh; ++o)
     for (int64_t q = 0; q < p.ow; ++q) spread[o * p.sh * t.w + q * p.sw] = dy[o * p.ow + q];
@@ -209,7 +208,7 @@ GRAFT_PLANE_LOOP void backward_weights_plane(const Plane& p, const float* __rest
       for (int64_t j = 0; j < p.kw; ++j) {
         float* sums = acc + (i * p.kw + j) * p.ow;
         const int64_t first = p.first(j), last = p.last(j);
-        const float* src = x + column_offset(p, in, j, 0);
+        const float* src = x + column_offset(p, in, j);
         if (p.sw == 1) {
 #pragma omp simd
           for (int64_t q = first; q < last; ++q) sums[q] += row[q] * src[q];
@@ -227,6 +226,13 @@ GRAFT_PLANE_LOOP void backward_weights_plane(const Plane& p, const float* __rest
     dw[t] += s;
   }
   if (db) *db += bias;
+}
+
+void weights_plane(const Plane& p, const float* x, const float* dy, double* dw, double* db) {
+  thread_local std::vector<float> padded_x, padded_dy, acc;
+  if (fits_3x3(p)) return weights_3x3(p, x, dy, dw, db, padded_x, padded_dy);
+  acc.resize(p.kh * p.kw * p.ow);
+  backward_weights_plane(p, x, dy, acc.data(), dw, db);
 }
 
 }  // namespace
@@ -272,16 +278,11 @@ bool depthwise_backward(const ops::BackwardContext& c, const ConvCase& k) {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t ch = 0; ch < channels; ++ch) {
       std::vector<double> sums(taps, 0.0);
-      std::vector<float> acc(taps * p.ow), padded_x, padded_dy;
       double bias_sum = 0;
       for (int64_t i = 0; i < n; ++i) {
         const int64_t plane = i * channels + ch;
-        if (fits_3x3(p))
-          weights_3x3(p, x + plane * p.size(), dy + plane * p.out_size(), sums.data(),
-                      db ? &bias_sum : nullptr, padded_x, padded_dy);
-        else
-          backward_weights_plane(p, x + plane * p.size(), dy + plane * p.out_size(), acc.data(),
-                                 sums.data(), db ? &bias_sum : nullptr);
+        weights_plane(p, x + plane * p.size(), dy + plane * p.out_size(), sums.data(),
+                      db ? &bias_sum : nullptr);
       }
       if (dw)
         for (int64_t t = 0; t < taps; ++t) dw[ch * taps + t] = static_cast<float>(sums[t]);

@@ -146,8 +146,9 @@ struct Eltwise {
 // The function of an activation node (Relu, LeakyRelu, Sigmoid, Tanh,
 // HardSwish); nullopt for ops oneDNN lacks (eltwise.cpp).
 std::optional<Eltwise> activation_of(const Node& node);
-// y = f(x) element by element, float32 tensors of x's element count.
-void run_eltwise(const Eltwise& f, const Tensor& x, Tensor& y);
+// y = f(x) element by element, float32 tensors of x's element count; false
+// (nothing written) when oneDNN has no primitive for it.
+bool run_eltwise(const Eltwise& f, const Tensor& x, Tensor& y);
 
 // Dims for keys: "1x32x112x112".
 std::string key_dims(const Dims& dims);

@@ -38,23 +38,24 @@ dnnl::eltwise_forward::desc eltwise_desc(const Eltwise& f, prop_kind prop, int64
 
 }  // namespace
 
-void run_eltwise(const Eltwise& f, const Tensor& x, Tensor& y) {
+bool run_eltwise(const Eltwise& f, const Tensor& x, Tensor& y) {
   int64_t n = x.numel();
   auto prim = cached<dnnl::eltwise_forward>(f.key("eltwise", n), elements_cost(n), [&] {
     dnnl::eltwise_forward::primitive_desc pd(eltwise_desc(f, prop_kind::forward_inference, n),
                                              attributes(), engine());
     return std::make_shared<dnnl::eltwise_forward>(pd);
   });
+  if (!prim) return false;
   memory::desc md = plain_md({n});
   execute(*prim, {{DNNL_ARG_SRC, wrap(md, x)}, {DNNL_ARG_DST, wrap(md, y)}}, elements_cost(n));
+  return true;
 }
 
 namespace {
 
 bool eltwise_forward(const ops::KernelContext& c, const Eltwise& f) {
   const Tensor& x = c.in(0);
-  if (!enabled() || !all_f32({&x}) || x.numel() == 0) return false;
-  run_eltwise(f, x, c.out(0));
+  if (!enabled() || !all_f32({&x}) || x.numel() == 0 || !run_eltwise(f, x, c.out(0))) return false;
   count_served();
   return true;
 }

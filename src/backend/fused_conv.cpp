@@ -64,14 +64,15 @@ class FusedConv {
 
   // The primitive for this thread's current thread count.
   std::shared_ptr<FusedPrimitive> current() {
-    if (bound && choose_threads(macs_cost(k.macs())) == bound_threads) return bound;
+    const int threads = choose_threads(macs_cost(k.macs()));
+    if (bound && threads == bound_threads) return bound;
     std::shared_ptr<FusedPrimitive> e = primitive();
     GRAFT_ASSERT(e != nullptr);
-    bind(e);
+    bind(e, threads);
     return e;
   }
 
-  void bind(const std::shared_ptr<FusedPrimitive>& e) {
+  void bind(const std::shared_ptr<FusedPrimitive>& e, int threads) {
     weights = laid_out(spec.weights, plain_md(k.w), e->w_md);
     args = {{DNNL_ARG_WEIGHTS, weights}};
     if (k.bias) args[DNNL_ARG_BIAS] = wrap(e->b_md, spec.bias);
@@ -85,7 +86,7 @@ class FusedConv {
     x_stored = memory(e->x_md, engine(), DNNL_MEMORY_NONE);
     y_stored = memory(e->y_md, engine(), DNNL_MEMORY_NONE);
     bound = e;
-    bound_threads = choose_threads(macs_cost(k.macs()));
+    bound_threads = threads;
   }
 
   std::shared_ptr<FusedPrimitive> primitive() {

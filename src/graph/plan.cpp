@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
-#include <tuple>
 #include <optional>
+#include <tuple>
 
 #include "graft/passes.h"
 #include "ops/op.h"
@@ -160,9 +160,11 @@ class Planner {
     for (int j; (j = sole_reader(cur)) >= 0;) {
       const Node& n = nodes_[j];
       if (n.outputs.size() != 1 || !is_f32(n.outputs[0])) break;
-      Chain was = c;
+      if (n.op_type == "Conv" && !c.dw_w.defined()) {  // may join as a depthwise post-op
+        before_dw = c;
+        before_dw.y = cur;
+      }
       if (!take(c, n, cur, i)) break;
-      if (c.dw_w.defined() && !was.dw_w.defined()) before_dw = std::move(was), before_dw.y = cur;
       c.fused.push_back(j);
       cur = n.outputs[0];
     }
@@ -230,6 +232,16 @@ class Planner {
     return true;
   }
 
+  // A Clip's float32 bounds when they are known ahead.
+  std::optional<std::pair<float, float>> clip_bounds(const Node& clip) const {
+    std::vector<const Tensor*> bounds{nullptr};
+    for (size_t k = 1; k < clip.inputs.size(); ++k) {
+      bounds.push_back(constant(clip.inputs[k]));
+      if (!clip.inputs[k].empty() && !bounds.back()) return std::nullopt;
+    }
+    return ops::clip_bounds_f32(clip, r_.graph.opset, bounds);
+  }
+
   // Adds node `n`, which reads `cur`, to chain `c` of the Conv at `conv`.
   bool take(Chain& c, const Node& n, const std::string& cur, int conv) const {
     const bool after_dw = !c.post.empty() && c.post.back().depthwise;
@@ -252,12 +264,9 @@ class Planner {
     if (is_activation(n.op_type)) {
       backend::ConvPostOp op{&n};
       if (n.op_type == "Clip") {
-        std::vector<const Tensor*> bounds{nullptr};
-        for (size_t k = 1; k < n.inputs.size(); ++k) {
-          bounds.push_back(constant(n.inputs[k]));
-          if (!n.inputs[k].empty() && !bounds.back()) return false;
-        }
-        std::tie(op.clip_lo, op.clip_hi) = ops::clip_bounds_f32(n, r_.graph.opset, bounds);
+        std::optional<std::pair<float, float>> bounds = clip_bounds(n);
+        if (!bounds) return false;
+        std::tie(op.clip_lo, op.clip_hi) = *bounds;
       }
       c.post.push_back(op);
       return true;
@@ -355,13 +364,9 @@ class Planner {
     backend::NormActivation f{bn.attr_float("epsilon", 1e-5f), bn.attr_float("momentum", 0.9f), 0,
                               std::numeric_limits<float>::infinity()};
     if (act.op_type == "Clip") {
-      std::vector<const Tensor*> bounds{nullptr};
-      for (size_t k = 1; k < act.inputs.size(); ++k) {
-        bounds.push_back(constant(act.inputs[k]));
-        if (!act.inputs[k].empty() && !bounds.back()) return std::nullopt;
-      }
-      std::tie(f.lo, f.hi) = ops::clip_bounds_f32(act, r_.graph.opset, bounds);
-      if (!(f.lo <= f.hi)) return std::nullopt;
+      std::optional<std::pair<float, float>> bounds = clip_bounds(act);
+      if (!bounds || !(bounds->first <= bounds->second)) return std::nullopt;
+      std::tie(f.lo, f.hi) = *bounds;
     } else if (act.op_type != "Relu") {
       return std::nullopt;
     }

@@ -105,9 +105,9 @@ struct OpDef {
   std::function<void(InferContext&)> infer;
   std::function<void(KernelContext&)> compute;
   // Optional fast kernels (src/backend), tried before compute and backward.
-  // They return false, having written nothing, when they decline the case;
-  // when they serve they write every output they were given, which the
-  // runners therefore do not zero first.
+  // They return false when they decline the case (the runners then zero the
+  // outputs and run the reference kernel); when they serve they write every
+  // output they were given, which the runners therefore do not zero first.
   std::function<bool(KernelContext&)> fast_compute;
   std::function<bool(BackwardContext&)> fast_backward;
   // Which inputs a gradient can flow to (e.g. Conv: X, W, B; Reshape: data
