@@ -167,7 +167,9 @@ inline void expect_fast_matches_reference(const FastCase& fc, bool backward = tr
   PathResult fast = run_path(fc, false);
   EXPECT_EQ(ref.forward_served + ref.backward_served, 0) << "reference forced, yet served fast";
   EXPECT_EQ(fast.forward_served, 1) << "forward declined";
-  if (backward) EXPECT_EQ(fast.backward_served, 1) << "backward declined";
+  if (backward) {
+    EXPECT_EQ(fast.backward_served, 1) << "backward declined";
+  }
   expect_same_results(fast, ref, fc.tolerance);
 }
 

@@ -278,10 +278,45 @@ TEST(ExecutionPlan, TrainingKeepsWhatBackwardReads) {
 // every gradient and the running statistics after two steps equal the
 // reference kernels', node by node. BatchNormalizations whose output is read
 // twice, feeds an Add, or is a graph output are not fused.
+// Trains b's graph (every weight, scale and shift trainable) two steps with
+// the fast kernels and with the reference ones; outputs, every gradient and
+// the running statistics must agree. Returns the fast run's profile.
+std::map<std::string, Session::OpTime> train_both_ways(const GraphBuilder& b, const Tensor& x,
+                                              const TensorMap& output_grads) {
+  Graph trained = b.g;
+  for (const auto& [name, t] : trained.initializers)
+    if (name.find("_w") != std::string::npos || name.find("_scale") != std::string::npos ||
+        name.find("_shift") != std::string::npos)
+      trained.trainable.insert(name);
+  std::map<std::string, Tensor> results[2];
+  std::map<std::string, Session::OpTime> profile;
+  for (bool reference : {false, true}) {
+    set_reference_kernels(reference);
+    Graph g = trained;  // a copy of its own: training updates the running statistics in place
+    for (auto& [name, t] : g.initializers) t = t.clone();
+    Session s(g);
+    s.set_training(true);
+    s.set_profiling(true);
+    for (int step = 0; step < 2; ++step) {
+      s.zero_grad();
+      auto out = s.run({{"x", x}});
+      s.backward(output_grads);
+      for (const auto& [name, t] : out) results[reference][name + std::to_string(step)] = t.clone();
+    }
+    for (Parameter& p : s.parameters()) results[reference][p.name + " grad"] = p.grad.clone();
+    for (const std::string& v : s.variables()) results[reference][v] = s.graph().initializers.at(v).clone();
+    if (!reference) profile = s.profile();
+    set_reference_kernels(false);
+  }
+  EXPECT_EQ(results[0].size(), results[1].size());
+  for (const auto& [name, want] : results[1]) expect_close(results[0].at(name), want, name);
+  return profile;
+}
+
 TEST(ExecutionPlan, TrainingFusesBatchNormWithTheActivationAfterIt) {
   GraphBuilder b({4, 3, 10, 10});
   std::string c1 = b.relu6("c1", b.batch_norm("c1_bn", b.conv("c1_conv", "x", 8, 3)));
-  std::string r2 = b.unary("Relu", "r2", b.batch_norm("r2_bn", b.conv("r2_conv", c1, 8, 3, 2, true)));
+  std::string r2 = b.unary("Relu", "r2", b.batch_norm("r2_bn", b.conv("r2_conv", c1, 8, 3, 2)));
   std::string twice = b.batch_norm("twice_bn", b.conv("twice_conv", r2, 8, 1));
   std::string sum = b.add("sum", b.relu6("a", twice), b.unary("Sigmoid", "s", twice));
   std::string last = b.batch_norm("last_bn", b.conv("last_conv", sum, 6, 1));
@@ -291,43 +326,51 @@ TEST(ExecutionPlan, TrainingFusesBatchNormWithTheActivationAfterIt) {
   // Wide scales and shifts: the normalised values cross both of ReLU6's bounds.
   b.g.initializers["c1_bn_scale"] = uniform({8}, 50, 2.0f, 5.0f);
   b.g.initializers["c1_bn_shift"] = uniform({8}, 51, -1.0f, 4.0f);
-  for (const auto& [name, t] : b.g.initializers)
-    if (name.find("_w") != std::string::npos || name.find("_scale") != std::string::npos ||
-        name.find("_shift") != std::string::npos)
-      b.g.trainable.insert(name);
-  Tensor x = uniform({4, 3, 10, 10}, 9);
-  Tensor dy = uniform({4, 6, 1, 1}, 10);
   Tensor dlast = uniform({4, 6, 5, 5}, 11);
-  std::map<std::string, Tensor> results[2];
-  for (bool reference : {false, true}) {
-    set_reference_kernels(reference);
-    Graph g = b.g;  // a copy of its own: training updates the running statistics in place
-    for (auto& [name, t] : g.initializers) t = t.clone();
-    Session s(g);
-    s.set_training(true);
-    s.set_profiling(true);
-    for (int step = 0; step < 2; ++step) {
-      s.zero_grad();
-      auto out = s.run({{"x", x}});
-      s.backward({{"y", dy}, {"last_bn", dlast}});
-      results[reference]["y" + std::to_string(step)] = out.at("y").clone();
-    }
-    for (Parameter& p : s.parameters()) results[reference][p.name + " grad"] = p.grad.clone();
-    for (const std::string& v : s.variables()) results[reference][v] = s.graph().initializers.at(v).clone();
-    if (!reference) {
-      for (const char* fused : {"BatchNormalization+Clip", "BatchNormalization+Relu",
-                                "BatchNormalization+Clip backward", "BatchNormalization+Relu backward"})
-        EXPECT_EQ(s.profile().count(fused), 1u) << fused;
-      EXPECT_EQ(s.profile().at("BatchNormalization+Clip").calls, 2) << "c1 only: not a, read twice";
-      EXPECT_EQ(s.profile().at("BatchNormalization").calls, 4) << "twice_bn and last_bn, two steps";
-    }
-    set_reference_kernels(false);
-  }
-  EXPECT_EQ(results[0].size(), results[1].size());
-  for (const auto& [name, want] : results[1]) expect_close(results[0].at(name), want, name);
+  std::map<std::string, Session::OpTime> profile =
+      train_both_ways(b, uniform({4, 3, 10, 10}, 9), {{"y", uniform({4, 6, 1, 1}, 10)}, {last, dlast}});
+  for (const char* fused : {"BatchNormalization+Clip", "BatchNormalization+Relu",
+                            "BatchNormalization+Clip backward", "BatchNormalization+Relu backward"})
+    EXPECT_EQ(profile.count(fused), 1u) << fused;
+  EXPECT_EQ(profile.at("BatchNormalization+Clip").calls, 2) << "c1 only: not a, read twice";
+  EXPECT_EQ(profile.at("BatchNormalization").calls, 4) << "twice_bn and last_bn, two steps";
   // backward() added GlobalAveragePool's gradient of last_bn to a copy of
   // the caller's, not into it.
   expect_close(dlast, uniform({4, 6, 5, 5}, 11), "the caller's gradient of last_bn");
+}
+
+// BatchNormalization+activation, depthwise Conv, BatchNormalization+activation
+// run as one step (backend::NormDepthwise): on the graph input (no input
+// gradient wanted, but the first normalisation's are), and after a Conv with
+// stride 2, a 5x5 window and odd sizes; not when the depthwise output is
+// also read elsewhere.
+TEST(ExecutionPlan, TrainingFusesTheDepthwiseConvBetweenTwoNormalisations) {
+  GraphBuilder b({3, 8, 11, 11});
+  std::string a = b.unary("Relu", "a", b.batch_norm("a2_bn", b.conv("a_dw", b.relu6("a1", b.batch_norm("a1_bn", "x")), 8, 3, 1, true)));
+  std::string e = b.relu6("e", b.batch_norm("e_bn", b.conv("e_conv", a, 12, 1)));
+  std::string d = b.relu6("d", b.batch_norm("d_bn", b.conv("d_dw", e, 12, 5, 2, true)));
+  std::string p = b.batch_norm("p_bn", b.conv("p_conv", d, 6, 1));
+  std::string q = b.relu6("q", b.batch_norm("q_bn", p));
+  std::string twice = b.conv("twice_dw", q, 6, 3, 1, true);
+  std::string r = b.relu6("r", b.batch_norm("r_bn", twice));
+  b.g.nodes.push_back(node("GlobalAveragePool", {r}, {"y"}));
+  b.output("y");
+  b.output(twice);
+  // Wide scales and shifts: the normalised values cross both of ReLU6's bounds.
+  for (const char* bn : {"a1_bn", "a2_bn", "e_bn", "d_bn"}) {
+    const int64_t c = b.g.initializers.at(std::string(bn) + "_scale").numel();
+    b.g.initializers[std::string(bn) + "_scale"] = uniform({c}, 50, 2.0f, 5.0f);
+    b.g.initializers[std::string(bn) + "_shift"] = uniform({c}, 51, -1.0f, 4.0f);
+  }
+  std::map<std::string, Session::OpTime> profile = train_both_ways(
+      b, uniform({3, 8, 11, 11}, 9), {{"y", uniform({3, 6, 1, 1}, 10)}, {twice, uniform({3, 6, 6, 6}, 12)}});
+  const std::string clip = "BatchNormalization+Clip+depthwise Conv+BatchNormalization+Clip";
+  const std::string relu = "BatchNormalization+Clip+depthwise Conv+BatchNormalization+Relu";
+  EXPECT_EQ(profile.at(relu).calls, 2) << "a: on the graph input";
+  EXPECT_EQ(profile.at(clip).calls, 2) << "e to d only: not q to r, read twice";
+  EXPECT_EQ(profile.at(relu + " backward").calls, 2);
+  EXPECT_EQ(profile.at(clip + " backward").calls, 2);
+  EXPECT_EQ(profile.at("BatchNormalization+Clip").calls, 4) << "q and r";
 }
 
 }  // namespace

@@ -88,6 +88,43 @@ void norm_activation_backward(const NormActivation& f, const BatchStatistics& st
                               const Tensor& scale, const Tensor& shift, const Tensor& dy,
                               Tensor* dx, Tensor* dscale, Tensor* dshift);
 
+// --- A depthwise Conv between two of them, in training --------------------
+//
+// MobileNetV2's block middle, BatchNormalization + activation, depthwise
+// Conv, BatchNormalization + activation, as one step that works channel by
+// channel: a channel's planes (all images) fit in L2, so between reading
+// the step's input and writing its output nothing goes to memory. Neither
+// the first activation's output nor the convolution's is stored; backward
+// recomputes them from the input, which costs a depthwise convolution
+// (nine multiply-adds per value) rather than a pass over memory. Forward
+// reads x and writes y, backward reads x and dy and writes dx, where the
+// five ops apart move about three times as much.
+struct NormDepthwise {
+  NormActivation before, after;
+  Node conv;  // the depthwise Conv: its window
+};
+// Whether the step takes depthwise Conv `conv` with input x and weights w.
+bool fuses_norm_depthwise(const Node& conv, const Shape& x, const Shape& w, bool bias);
+struct NormDepthwiseInputs {
+  const Tensor *x, *scale1, *shift1, *w, *b, *scale2, *shift2;  // b: nullptr when none
+};
+struct NormDepthwiseStatistics {
+  BatchStatistics before, after;
+};
+// y = after(conv(before(x))); the running statistics (mean1 ... var2) are
+// updated in place, as norm_activation_forward does.
+NormDepthwiseStatistics norm_depthwise_forward(const NormDepthwise& f,
+                                               const NormDepthwiseInputs& in, Tensor& mean1,
+                                               Tensor& var1, Tensor& mean2, Tensor& var2,
+                                               Tensor& y);
+// From dy, the gradient reaching y; each gradient nullptr when not wanted.
+struct NormDepthwiseGradients {
+  Tensor *dx, *dscale1, *dshift1, *dw, *db, *dscale2, *dshift2;
+};
+void norm_depthwise_backward(const NormDepthwise& f, const NormDepthwiseStatistics& st,
+                             const NormDepthwiseInputs& in, const Tensor& dy,
+                             const NormDepthwiseGradients& grads);
+
 // --- Fused convolutions: the execution plan's fast path -------------------
 //
 // A Conv of a graph's frozen part run as one oneDNN primitive together with

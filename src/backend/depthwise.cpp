@@ -12,33 +12,12 @@
 #include <cstring>
 #include <vector>
 
-#include "backend/conv_case.h"
+#include "backend/depthwise_planes.h"
 #include "backend/loops.h"
 
 namespace graft::backend {
 
 namespace {
-
-struct Plane {
-  int64_t h, w, oh, ow;     // input and output sizes
-  int64_t kh, kw, sh, sw;   // kernel and strides
-  int64_t pt, pl;           // top and left padding
-  int64_t size() const { return h * w; }
-  int64_t out_size() const { return oh * ow; }
-  // The output columns [first, last) whose input column q * sw - pl + j
-  // lies inside the row, for kernel column j.
-  int64_t first(int64_t j) const { return std::clamp<int64_t>(ceil_div(pl - j, sw), 0, ow); }
-  int64_t last(int64_t j) const {
-    return std::max(first(j), std::clamp<int64_t>(floor_div(w - 1 + pl - j, sw) + 1, 0, ow));
-  }
-  static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-  static int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
-};
-
-Plane plane_of(const ConvCase& k) {
-  return {k.x[2], k.x[3], k.y[2], k.y[3], k.w[3], k.w[4], k.strides[0], k.strides[1],
-          k.pad_l[0], k.pad_l[1]};
-}
 
 // Where kernel column j of output column 0 reads in input row `in` (output
 // column q reads q * sw further on; it may lie left of the row, for the
@@ -86,6 +65,16 @@ GRAFT_PLANE_LOOP void forward_plane_any(const Plane& p, const float* __restrict 
 typedef float Lanes __attribute__((vector_size(64)));
 constexpr int64_t kLanes = 16;
 inline void load(Lanes& v, const float* p) { std::memcpy(&v, p, sizeof v); }
+// The first min(n, 16) lanes of v to p: a whole vector, or lane by lane (a
+// memcpy of variable length went through the stack and `rep movs`, 60% of
+// the loop's time).
+inline void store(float* p, const Lanes& v, int64_t n) {
+  if (n >= kLanes) {
+    std::memcpy(p, &v, sizeof v);
+    return;
+  }
+  for (int64_t l = 0; l < n; ++l) p[l] = v[l];
+}
 int64_t round_up(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
 
 bool fits_3x3(const Plane& p) { return p.kh == 3 && p.kw == 3 && p.sw == 1; }
@@ -128,7 +117,7 @@ GRAFT_PLANE_LOOP void forward_3x3(const Plane& p, const float* x, const float* w
           load(v, padded.data() + in.at(p, o, i, j) + qb);
           acc += taps[i * 3 + j] * v;
         }
-      std::memcpy(y + o * p.ow + qb, &acc, std::min(kLanes, p.ow - qb) * sizeof(float));
+      store(y + o * p.ow + qb, acc, p.ow - qb);
     }
 }
 
@@ -164,18 +153,20 @@ GRAFT_PLANE_LOOP void weights_3x3(const Plane& p, const float* x, const float* d
   if (db) *db += bias;
 }
 
-void forward_plane(const Plane& p, const float* x, const float* w, float b, float* y) {
-  thread_local std::vector<float> padded;
-  if (fits_3x3(p)) forward_3x3(p, x, w, b, y, padded);
-  else forward_plane_any(p, x, w, b, y);
-}
-
 // dx is the forward convolution, with unit strides and the kernel turned
 // half way round, of dy spread out by the strides (zeros between), padded
 // by k - 1 - pad: plane p's transposed plane, whose input is that spread dy.
 Plane transposed(const Plane& p) {
   return {p.sh * (p.oh - 1) + 1, p.sw * (p.ow - 1) + 1, p.h, p.w, p.kh, p.kw, 1, 1,
           p.kh - 1 - p.pt, p.kw - 1 - p.pl};
+}
+
+}  // namespace
+
+void forward_plane(const Plane& p, const float* x, const float* w, float b, float* y) {
+  thread_local std::vector<float> padded;
+  if (fits_3x3(p)) forward_3x3(p, x, w, b, y, padded);
+  else forward_plane_any(p, x, w, b, y);
 }
 
 // dx from dy (one plane each) and the turned kernel.
@@ -188,6 +179,8 @@ void backward_data_plane(const Plane& p, const float* dy, const float* turned, f
     for (int64_t q = 0; q < p.ow; ++q) spread[o * p.sh * t.w + q * p.sw] = dy[o * p.ow + q];
   forward_plane(t, spread.data(), turned, 0.0f, dx);
 }
+
+namespace {
 
 // Any window: dw[t] += sum of dy * x under kernel tap t; db += sum of dy.
 // Products are added column by column into acc (taps x ow floats, in L1),
@@ -228,6 +221,8 @@ GRAFT_PLANE_LOOP void backward_weights_plane(const Plane& p, const float* __rest
   if (db) *db += bias;
 }
 
+}  // namespace
+
 void weights_plane(const Plane& p, const float* x, const float* dy, double* dw, double* db) {
   thread_local std::vector<float> padded_x, padded_dy, acc;
   if (fits_3x3(p)) return weights_3x3(p, x, dy, dw, db, padded_x, padded_dy);
@@ -235,7 +230,12 @@ void weights_plane(const Plane& p, const float* x, const float* dy, double* dw, 
   backward_weights_plane(p, x, dy, acc.data(), dw, db);
 }
 
-}  // namespace
+std::vector<float> turned_kernels(const float* w, int64_t channels, int64_t taps) {
+  std::vector<float> turned(w, w + channels * taps);
+  for (int64_t ch = 0; ch < channels; ++ch)
+    std::reverse(turned.begin() + ch * taps, turned.begin() + (ch + 1) * taps);
+  return turned;
+}
 
 bool depthwise_forward(const ops::KernelContext& c, const ConvCase& k) {
   const Plane p = plane_of(k);
@@ -263,9 +263,7 @@ bool depthwise_backward(const ops::BackwardContext& c, const ConvCase& k) {
   const int threads = loop_threads(n * channels * p.size());
   if (c.wants_grad(0)) {
     float* dx = c.grad_in(0).data<float>();
-    std::vector<float> turned(w, w + channels * taps);  // each channel's kernel reversed
-    for (int64_t ch = 0; ch < channels; ++ch)
-      std::reverse(turned.begin() + ch * taps, turned.begin() + (ch + 1) * taps);
+    const std::vector<float> turned = turned_kernels(w, channels, taps);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t plane = 0; plane < n * channels; ++plane) {
       backward_data_plane(p, dy + plane * p.out_size(), turned.data() + (plane % channels) * taps,

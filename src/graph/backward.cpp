@@ -76,29 +76,34 @@ void Session::backward(const TensorMap& output_grads) {
     if (requires_grad_.count(name)) grads[name] = g.clone();
   }
   // Steps of the training plan that computed several nodes at once: their
-  // gradient is computed at the first node, from the last one's outputs.
+  // gradient is computed at the first node, as that of one node reading
+  // the step's reads and writing its writes.
   ExecutionPlan& plan = *plans_[1];
-  std::map<int, const PlanStep*> norm_steps;
+  std::map<int, const PlanStep*> fused_steps;
   std::set<int> fused_later;
   for (const PlanStep& s : plan.steps)
-    if (s.norm_activation) {
-      norm_steps[s.node] = &s;
+    if (s.norm_activation || s.norm_depthwise) {
+      fused_steps[s.node] = &s;
       fused_later.insert(s.fused.begin(), s.fused.end());
     }
   auto fused_step = [&](size_t i) -> const PlanStep* {
-    auto it = norm_steps.find(static_cast<int>(i));
-    return it == norm_steps.end() ? nullptr : it->second;
+    auto it = fused_steps.find(static_cast<int>(i));
+    return it == fused_steps.end() ? nullptr : it->second;
+  };
+  auto inputs_of = [&](size_t i) -> const std::vector<std::string>& {
+    const PlanStep* fused = fused_step(i);
+    return fused ? fused->reads : graph_.nodes[i].inputs;
   };
   auto outputs_of = [&](size_t i) -> const std::vector<std::string>& {
     const PlanStep* fused = fused_step(i);
-    return graph_.nodes[fused ? fused->fused.back() : i].outputs;
+    return fused ? fused->writes : graph_.nodes[i].outputs;
   };
   // A saved value is released as soon as the last node reading it is done,
   // so the gradients reuse the activations' memory (the storage pool) rather
   // than adding to it.
   std::map<std::string, int> readers_left;
   auto for_each_read = [&](size_t i, const auto& f) {
-    for (const std::string& name : graph_.nodes[i].inputs)
+    for (const std::string& name : inputs_of(i))
       if (!name.empty()) f(name);
     for (const std::string& name : outputs_of(i))
       if (!name.empty()) f(name);
@@ -115,6 +120,7 @@ void Session::backward(const TensorMap& output_grads) {
     if (!active_[i] || fused_later.count(static_cast<int>(i))) continue;
     const Node& node = graph_.nodes[i];
     const PlanStep* fused = fused_step(i);
+    const std::vector<std::string>& node_inputs = inputs_of(i);
     const std::vector<std::string>& node_outputs = outputs_of(i);
     std::vector<const Tensor*> grad_outputs;
     bool any = false;
@@ -128,17 +134,27 @@ void Session::backward(const TensorMap& output_grads) {
       continue;
     }
     std::vector<const Tensor*> inputs, outputs;
-    for (const std::string& name : node.inputs) inputs.push_back(name.empty() ? nullptr : &saved_.at(name));
+    for (const std::string& name : node_inputs) inputs.push_back(name.empty() ? nullptr : &saved_.at(name));
     for (const std::string& name : node_outputs) outputs.push_back(name.empty() ? nullptr : &saved_.at(name));
-    std::vector<Tensor> grad_inputs(node.inputs.size());
-    std::vector<Tensor*> grad_ptrs(node.inputs.size(), nullptr);
-    for (size_t k = 0; k < node.inputs.size(); ++k) {
-      if (node.inputs[k].empty() || !requires_grad_.count(node.inputs[k])) continue;
+    std::vector<Tensor> grad_inputs(node_inputs.size());
+    std::vector<Tensor*> grad_ptrs(node_inputs.size(), nullptr);
+    for (size_t k = 0; k < node_inputs.size(); ++k) {
+      if (node_inputs[k].empty() || !requires_grad_.count(node_inputs[k])) continue;
       grad_inputs[k] = Tensor::uninitialized(inputs[k]->dtype(), inputs[k]->shape());
       grad_ptrs[k] = &grad_inputs[k];
     }
     const auto start = std::chrono::steady_clock::now();
-    if (fused) {
+    if (fused && fused->norm_depthwise) {
+      auto grad = [&](size_t k) { return k < grad_ptrs.size() ? grad_ptrs[k] : nullptr; };
+      with_context(node.describe(), [&] {
+        backend::norm_depthwise_backward(
+            *fused->norm_depthwise,
+            {plan.norm_statistics.at(fused->node), plan.norm_statistics.at(fused->fused[2])},
+            norm_depthwise_inputs(*fused, saved_), *grad_outputs[0],
+            {grad(kNdX), grad(kNdScale1), grad(kNdShift1), grad(kNdWeights), grad(kNdBias),
+             grad(kNdScale2), grad(kNdShift2)});
+      });
+    } else if (fused) {
       with_context(node.describe(), [&] {
         backend::norm_activation_backward(*fused->norm_activation, plan.norm_statistics.at(fused->node),
                                           *inputs[0], *inputs[1], *inputs[2], *grad_outputs[0],
@@ -156,10 +172,10 @@ void Session::backward(const TensorMap& output_grads) {
       ++t.calls;
     }
     for (const std::string& o : node_outputs) grads.erase(o);  // consumed
-    for (size_t k = 0; k < node.inputs.size(); ++k) {
+    for (size_t k = 0; k < node_inputs.size(); ++k) {
       if (!grad_ptrs[k]) continue;
-      auto it = grads.find(node.inputs[k]);
-      if (it == grads.end()) grads.emplace(node.inputs[k], std::move(grad_inputs[k]));
+      auto it = grads.find(node_inputs[k]);
+      if (it == grads.end()) grads.emplace(node_inputs[k], std::move(grad_inputs[k]));
       else add_into(it->second, grad_inputs[k]);
     }
     release_reads(i);

@@ -40,8 +40,10 @@ class Planner {
     std::map<int, Chain> ahead;  // chains of convolutions whose input nodes joined them
     for (size_t i = 0; i < nodes_.size(); ++i) {
       if (absorbed[i] || computed_ahead(nodes_[i])) continue;
-      if (std::optional<PlanStep> s = norm_activation_step(static_cast<int>(i))) {
-        absorbed[s->fused[0]] = true;
+      std::optional<PlanStep> s = norm_depthwise_step(static_cast<int>(i));
+      if (!s) s = norm_activation_step(static_cast<int>(i));
+      if (s) {
+        for (int j : s->fused) absorbed[j] = true;
         p.steps.push_back(std::move(*s));
         continue;
       }
@@ -123,12 +125,17 @@ class Planner {
 
   bool is_f32(const std::string& name) const { return r_.infos.at(name).dtype == DType::kF32; }
 
+  // The one node reading `value`, which is not a graph output.
+  int only_reader(const std::string& value) const {
+    auto it = readers_.find(value);
+    if (graph_outputs_.count(value) || it == readers_.end() || it->second.size() != 1) return -1;
+    return it->second[0];
+  }
+
   // The one node reading `value`, when the value may stay inside a step.
   int sole_reader(const std::string& value) const {
-    if (graph_outputs_.count(value) || r_.outliving.count(value)) return -1;
-    auto it = readers_.find(value);
-    if (it == readers_.end() || it->second.size() != 1 || r_.alone[it->second[0]]) return -1;
-    return it->second[0];
+    const int j = r_.outliving.count(value) ? -1 : only_reader(value);
+    return j >= 0 && !r_.alone[j] ? j : -1;
   }
 
   // The Conv at `i` with what can be fused into it, when oneDNN has a fast
@@ -354,10 +361,8 @@ class Planner {
     // The running statistics are updated in place.
     if (!r_.variables.count(bn.inputs[3]) || !r_.variables.count(bn.inputs[4])) return std::nullopt;
     const std::string& y = bn.outputs[0];
-    auto readers = readers_.find(y);
-    if (graph_outputs_.count(y) || readers == readers_.end() || readers->second.size() != 1)
-      return std::nullopt;
-    const int j = readers->second[0];
+    const int j = only_reader(y);
+    if (j < 0) return std::nullopt;
     const Node& act = nodes_[j];
     if (act.inputs[0] != y || act.outputs.size() != 1 || act.outputs[0].empty())
       return std::nullopt;
@@ -378,6 +383,37 @@ class Planner {
     return s;
   }
 
+  // Two BatchNormalization+activation steps with a depthwise Conv between
+  // them, the Conv alone reading the first and alone read by the second
+  // (reads in the order of NormDepthwiseRead).
+  std::optional<PlanStep> norm_depthwise_step(int i) const {
+    std::optional<PlanStep> before = norm_activation_step(i);
+    if (!before) return std::nullopt;
+    const int c = only_reader(nodes_[before->fused[0]].outputs[0]);
+    if (c < 0) return std::nullopt;
+    const Node& conv = nodes_[c];
+    const bool bias = conv.inputs.size() > 2 && !conv.inputs[2].empty();
+    if (conv.op_type != "Conv" || conv.outputs.size() != 1 || conv.inputs[0] != nodes_[before->fused[0]].outputs[0])
+      return std::nullopt;
+    for (size_t k = 1; k < conv.inputs.size(); ++k)
+      if (!conv.inputs[k].empty() && (!r_.graph.initializers.count(conv.inputs[k]) || !is_f32(conv.inputs[k])))
+        return std::nullopt;
+    if (!backend::fuses_norm_depthwise(conv, r_.infos.at(conv.inputs[0]).shape,
+                                       r_.infos.at(conv.inputs[1]).shape, bias))
+      return std::nullopt;
+    const int bn = only_reader(conv.outputs[0]);
+    std::optional<PlanStep> after = bn < 0 ? std::nullopt : norm_activation_step(bn);
+    if (!after) return std::nullopt;
+    for (int k = 1; k < 5; ++k)  // the second's parameters exist before the step runs
+      if (!r_.graph.initializers.count(nodes_[bn].inputs[k])) return std::nullopt;
+    PlanStep s;
+    s.node = i;
+    s.fused = {before->fused[0], c, bn, after->fused[0]};
+    s.norm_depthwise = backend::NormDepthwise{*before->norm_activation, *after->norm_activation, conv};
+    s.label = before->label + "+depthwise Conv+" + after->label;
+    return s;
+  }
+
   std::vector<std::string> writes(const PlanStep& s) const {
     if (!s.y.empty()) return {s.y};
     std::vector<std::string> v;
@@ -393,8 +429,15 @@ class Planner {
       return v;
     }
     std::vector<std::string> v;
-    for (const std::string& in : nodes_[s.node].inputs)
-      if (!in.empty()) v.push_back(in);
+    auto add = [&](const Node& n, size_t from) {
+      for (size_t k = from; k < n.inputs.size(); ++k)
+        if (!n.inputs[k].empty()) v.push_back(n.inputs[k]);
+    };
+    add(nodes_[s.node], 0);
+    if (s.norm_depthwise) {
+      add(nodes_[s.fused[2]], 1);
+      add(nodes_[s.fused[1]], 1);
+    }
     return v;
   }
 
@@ -502,6 +545,11 @@ class Planner {
 }  // namespace
 
 ExecutionPlan make_plan(const PlanRequest& request) { return Planner(request).plan(); }
+
+backend::NormDepthwiseInputs norm_depthwise_inputs(const PlanStep& step, const TensorMap& values) {
+  auto at = [&](size_t k) { return k < step.reads.size() ? &values.at(step.reads[k]) : nullptr; };
+  return {at(kNdX), at(kNdScale1), at(kNdShift1), at(kNdWeights), at(kNdBias), at(kNdScale2), at(kNdShift2)};
+}
 
 size_t depthwise_fusion_bytes() { return g_depthwise_fusion_bytes; }
 void set_depthwise_fusion_bytes(size_t bytes) { g_depthwise_fusion_bytes = bytes; }

@@ -4,7 +4,8 @@
 //   with the BatchNormalization, activations and residual Add after it
 //   (one oneDNN primitive, weights reordered once), or in training a
 //   BatchNormalization using batch statistics with the Clip or Relu after
-//   it (backend::NormActivation);
+//   it (backend::NormActivation), or two of those with the depthwise Conv
+//   between them (backend::NormDepthwise);
 // - which values are stored channels-last (between fused convolutions, so
 //   a chain of them needs no reorder);
 // - where each value lives in one arena whose offsets are planned ahead from
@@ -33,6 +34,8 @@ struct PlanStep {
   std::shared_ptr<backend::FusedConv> conv;  // set for a fused step
   std::string x, addend, y;                  // a fused step's input, addend ("" if none), output
   std::optional<backend::NormActivation> norm_activation;  // set for a fused training BatchNormalization
+  std::optional<backend::NormDepthwise> norm_depthwise;    // set for BatchNormalization+activation,
+                                                           // depthwise Conv, BatchNormalization+activation
   std::string label;                         // for the profile: "Conv+BatchNormalization+Clip"
   std::vector<std::string> reads;            // the values the step reads
   std::vector<std::string> writes;           // and those it writes
@@ -63,6 +66,12 @@ struct PlanRequest {
 };
 
 ExecutionPlan make_plan(const PlanRequest& request);
+
+// A norm_depthwise step's reads, in order (the bias is last, when there is one).
+enum NormDepthwiseRead { kNdX, kNdScale1, kNdShift1, kNdMean1, kNdVar1, kNdScale2, kNdShift2,
+                         kNdMean2, kNdVar2, kNdWeights, kNdBias };
+// A norm_depthwise step's inputs, from the values by name.
+backend::NormDepthwiseInputs norm_depthwise_inputs(const PlanStep& step, const TensorMap& values);
 
 // How large (bytes) a pointwise convolution's output must be for a
 // depthwise convolution reading it to be fused in (40 MiB); tests lower it.

@@ -1,0 +1,44 @@
+// Depthwise 2-D convolution of one channel's plane (depthwise.cpp), shared
+// by the depthwise kernels and the fused normalise-depthwise-normalise step
+// (norm_depthwise.cpp).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "backend/conv_case.h"
+
+namespace graft::backend {
+
+struct Plane {
+  int64_t h, w, oh, ow;     // input and output sizes
+  int64_t kh, kw, sh, sw;   // kernel and strides
+  int64_t pt, pl;           // top and left padding
+  int64_t size() const { return h * w; }
+  int64_t out_size() const { return oh * ow; }
+  // The output columns [first, last) whose input column q * sw - pl + j
+  // lies inside the row, for kernel column j.
+  int64_t first(int64_t j) const { return std::clamp<int64_t>(ceil_div(pl - j, sw), 0, ow); }
+  int64_t last(int64_t j) const {
+    return std::max(first(j), std::clamp<int64_t>(floor_div(w - 1 + pl - j, sw) + 1, 0, ow));
+  }
+  static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+  static int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+};
+
+inline Plane plane_of(const ConvCase& k) {
+  return {k.x[2], k.x[3], k.y[2], k.y[3], k.w[3], k.w[4], k.strides[0], k.strides[1],
+          k.pad_l[0], k.pad_l[1]};
+}
+
+// y (oh x ow) = b + the convolution of x (h x w) with one channel's kernel w.
+void forward_plane(const Plane& p, const float* x, const float* w, float b, float* y);
+// dx from dy and the channel's kernel turned half way round (turned_kernels).
+void backward_data_plane(const Plane& p, const float* dy, const float* turned, float* dx);
+// dw[t] += sum of dy * x under kernel tap t; *db += sum of dy (db may be nullptr).
+void weights_plane(const Plane& p, const float* x, const float* dy, double* dw, double* db);
+// Each of `channels` kernels of `taps` weights reversed.
+std::vector<float> turned_kernels(const float* w, int64_t channels, int64_t taps);
+
+}  // namespace graft::backend

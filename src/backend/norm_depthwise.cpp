@@ -1,0 +1,155 @@
+// BatchNormalization + activation, depthwise Conv, BatchNormalization +
+// activation in training as one step (backend.h), channel by channel with
+// the planes of BatchNormalization's loops (norm_planes.h) and of the
+// depthwise kernels (depthwise_planes.h).
+#include <optional>
+#include <vector>
+
+#include "backend/depthwise_planes.h"
+#include "backend/norm_planes.h"
+
+namespace graft::backend {
+
+namespace {
+
+// The step's geometry: n images, `channels` planes of in_size values in,
+// of out_size values out.
+struct Block {
+  Plane p;
+  int64_t n, channels, taps;
+  int64_t in_at(int64_t i, int64_t c) const { return (i * channels + c) * p.size(); }
+  int64_t out_at(int64_t i, int64_t c) const { return (i * channels + c) * p.out_size(); }
+};
+
+Block block_of(const NormDepthwise& f, const NormDepthwiseInputs& in) {
+  std::optional<ConvCase> k = conv_case(f.conv, in.x->shape(), in.w->shape(), in.b != nullptr);
+  GRAFT_ASSERT(k && k->depthwise());
+  return {plane_of(*k), in.x->dim(0), in.x->dim(1), k->w[3] * k->w[4]};
+}
+
+const float* data(const Tensor* t) { return t ? t->data<float>() : nullptr; }
+float* data(Tensor* t) { return t ? t->data<float>() : nullptr; }
+
+void update(const NormActivation& f, const BatchStatistics& st, int64_t count, Tensor& mean,
+            Tensor& var) {
+  update_running(&mean, mean, st.mean.data(), 1.0, f.momentum);
+  update_running(&var, var, st.var.data(), count > 1 ? double(count) / double(count - 1) : 1.0,
+                 f.momentum);
+}
+
+// Channel c's convolution output for every image (x2, n planes) from x,
+// normalised first (y1: n planes, or one reused when `keep_y1` is false).
+void convolve_channel(const Block& k, const NormDepthwise& f, const NormDepthwiseInputs& in,
+                      const Affine& f1, int64_t c, bool keep_y1, std::vector<float>& y1,
+                      std::vector<float>& x2) {
+  const float* x = data(in.x);
+  const float* w = data(in.w) + c * k.taps;
+  const float b = in.b ? data(in.b)[c] : 0.0f;
+  y1.resize((keep_y1 ? k.n : 1) * k.p.size());
+  x2.resize(k.n * k.p.out_size());
+  for (int64_t i = 0; i < k.n; ++i) {
+    float* y = y1.data() + (keep_y1 ? i * k.p.size() : 0);
+    normalize_plane(x + k.in_at(i, c), y, k.p.size(), f1, f.before.lo, f.before.hi);
+    forward_plane(k.p, y, w, b, x2.data() + i * k.p.out_size());
+  }
+}
+
+}  // namespace
+
+bool fuses_norm_depthwise(const Node& conv, const Shape& x, const Shape& w, bool bias) {
+  if (!enabled()) return false;
+  std::optional<ConvCase> k = conv_case(conv, x, w, bias);
+  return k && k->depthwise();
+}
+
+NormDepthwiseStatistics norm_depthwise_forward(const NormDepthwise& f,
+                                               const NormDepthwiseInputs& in, Tensor& mean1,
+                                               Tensor& var1, Tensor& mean2, Tensor& var2,
+                                               Tensor& y) {
+  const Block k = block_of(f, in);
+  const int64_t in_size = k.p.size(), out_size = k.p.out_size();
+  NormDepthwiseStatistics st{empty_statistics(k.channels), empty_statistics(k.channels)};
+#pragma omp parallel for num_threads(loop_threads(in.x->numel())) schedule(static)
+  for (int64_t c = 0; c < k.channels; ++c) {
+    thread_local std::vector<float> y1, x2;
+    channel_statistics(data(in.x) + k.in_at(0, c), k.n, k.channels * in_size, in_size, c,
+                       st.before);
+    const Affine f1 = affine_of(st.before, c, data(in.scale1), data(in.shift1), f.before.epsilon);
+    convolve_channel(k, f, in, f1, c, false, y1, x2);
+    channel_statistics(x2.data(), k.n, out_size, out_size, c, st.after);
+    const Affine f2 = affine_of(st.after, c, data(in.scale2), data(in.shift2), f.after.epsilon);
+    for (int64_t i = 0; i < k.n; ++i)
+      normalize_plane(x2.data() + i * out_size, y.data<float>() + k.out_at(i, c), out_size, f2,
+                      f.after.lo, f.after.hi);
+  }
+  update(f.before, st.before, k.n * in_size, mean1, var1);
+  update(f.after, st.after, k.n * out_size, mean2, var2);
+  count_served();
+  return st;
+}
+
+void norm_depthwise_backward(const NormDepthwise& f, const NormDepthwiseStatistics& st,
+                             const NormDepthwiseInputs& in, const Tensor& dy,
+                             const NormDepthwiseGradients& grads) {
+  const Block k = block_of(f, in);
+  const int64_t in_size = k.p.size(), out_size = k.p.out_size();
+  const std::vector<float> turned = turned_kernels(data(in.w), k.channels, k.taps);
+  const float* x = data(in.x);
+  float* dx = data(grads.dx);
+  const bool wants_dy1 = grads.dx || grads.dscale1 || grads.dshift1;
+#pragma omp parallel for num_threads(loop_threads(in.x->numel())) schedule(static)
+  for (int64_t c = 0; c < k.channels; ++c) {
+    thread_local std::vector<float> y1, x2, dx2, dy1;
+    dx2.resize(out_size);
+    dy1.resize(in_size);
+    const Affine f1 = affine_of(st.before, c, data(in.scale1), data(in.shift1), f.before.epsilon);
+    const Affine f2 = affine_of(st.after, c, data(in.scale2), data(in.shift2), f.after.epsilon);
+    // The convolution's input and output again (both kept for the channel:
+    // 3.2 MB at most in MobileNetV2, in L2), and the second normalisation's sums.
+    const bool keep_y1 = grads.dw || grads.db;
+    convolve_channel(k, f, in, f1, c, keep_y1, y1, x2);
+    PlaneSums sums2;
+    for (int64_t i = 0; i < k.n; ++i) {
+      PlaneSums s = gradient_sums(x2.data() + i * out_size, dy.data<float>() + k.out_at(i, c),
+                                  out_size, f2, f.after.lo, f.after.hi);
+      sums2.first += s.first;
+      sums2.second += s.second;
+    }
+    const ChannelGradient g2 = channel_gradient(st.after, c, double(k.n * out_size),
+                                                data(in.scale2)[c], f.after.epsilon, sums2);
+    if (grads.dscale2) data(grads.dscale2)[c] = static_cast<float>(g2.dscale);
+    if (grads.dshift2) data(grads.dshift2)[c] = static_cast<float>(g2.dshift);
+    // Per image: the gradient reaching the convolution's output (dx2), its
+    // weights' and input's gradients, and the first normalisation's sums;
+    // the gradient reaching the first activation's output waits in dx.
+    std::vector<double> dw(k.taps, 0.0);
+    double db = 0;
+    PlaneSums sums1;
+    for (int64_t i = 0; i < k.n; ++i) {
+      gradient_plane(x2.data() + i * out_size, dy.data<float>() + k.out_at(i, c), dx2.data(),
+                     out_size, f2, f.after.lo, f.after.hi, g2);
+      if (keep_y1) weights_plane(k.p, y1.data() + i * in_size, dx2.data(), dw.data(), grads.db ? &db : nullptr);
+      if (!wants_dy1) continue;
+      float* d1 = dx ? dx + k.in_at(i, c) : dy1.data();
+      backward_data_plane(k.p, dx2.data(), turned.data() + c * k.taps, d1);
+      PlaneSums s = gradient_sums(x + k.in_at(i, c), d1, in_size, f1, f.before.lo, f.before.hi);
+      sums1.first += s.first;
+      sums1.second += s.second;
+    }
+    if (grads.dw)
+      for (int64_t t = 0; t < k.taps; ++t) data(grads.dw)[c * k.taps + t] = static_cast<float>(dw[t]);
+    if (grads.db) data(grads.db)[c] = static_cast<float>(db);
+    if (!wants_dy1) continue;
+    const ChannelGradient g1 = channel_gradient(st.before, c, double(k.n * in_size),
+                                                data(in.scale1)[c], f.before.epsilon, sums1);
+    if (grads.dscale1) data(grads.dscale1)[c] = static_cast<float>(g1.dscale);
+    if (grads.dshift1) data(grads.dshift1)[c] = static_cast<float>(g1.dshift);
+    if (dx)
+      for (int64_t i = 0; i < k.n; ++i)
+        gradient_plane(x + k.in_at(i, c), dx + k.in_at(i, c), dx + k.in_at(i, c), in_size, f1,
+                       f.before.lo, f.before.hi, g1);
+  }
+  count_served();
+}
+
+}  // namespace graft::backend

@@ -1,0 +1,64 @@
+// BatchNormalization's per-channel loops in training (batch statistics),
+// shared by the BatchNormalization kernels (batch_norm.cpp) and the fused
+// normalise-depthwise-normalise step (norm_depthwise.cpp). A channel's
+// values are n planes of `plane` floats, `stride` floats apart (NCHW:
+// stride = channels * plane). The plane loops are vectorized float sums
+// (loops.h), added up in double per plane.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/backend.h"
+#include "backend/loops.h"
+
+namespace graft::backend {
+
+// One channel's batch statistics: mean and biased variance, computed as
+// sums of x - k with k the channel's first value. Shifting by a value of the
+// data keeps E[d^2] - E[d]^2 from cancelling catastrophically when the mean
+// is large against the spread, and x - k is exact in float where x - mean
+// (the mean rounded to float) would not be.
+void channel_statistics(const float* x, int64_t n, int64_t stride, int64_t plane, int64_t c,
+                        BatchStatistics& st);
+BatchStatistics empty_statistics(int64_t channels);
+
+// The normalised value of x as the forward computes it, a * (x - mean) +
+// shift with x - mean as (x - k) - centre: backward recomputes it to know
+// where the activation after it passed the gradient.
+struct Affine {
+  float k, centre, a, shift;
+  float operator()(float x) const { return a * ((x - k) - centre) + shift; }
+};
+// Channel c's normalisation.
+Affine affine_of(const BatchStatistics& st, int64_t c, const float* scale, const float* shift,
+                 double epsilon);
+
+struct PlaneSums {
+  double first = 0, second = 0;
+};
+
+// y = clamp(f(x), lo, hi).
+GRAFT_PLANE_LOOP void normalize_plane(const float* x, float* y, int64_t n, Affine f, float lo,
+                                      float hi);
+// Sum of g and of g * (x - mean), g the gradient dy passed where
+// lo <= f(x) <= hi (the activation's gradient).
+GRAFT_PLANE_LOOP PlaneSums gradient_sums(const float* x, const float* dy, int64_t n, Affine f,
+                                         float lo, float hi);
+
+// Channel c's input gradient from the sums of gradient_sums over all its
+// planes: dx = q * (x - mean) + b * g + r. Also dscale and dshift.
+struct ChannelGradient {
+  float q, b, r;
+  double dscale, dshift;
+};
+ChannelGradient channel_gradient(const BatchStatistics& st, int64_t c, double count, float scale,
+                                 double epsilon, PlaneSums sums);
+// dx = q * (x - mean) + b * g + r; dx may be dy (in place).
+GRAFT_PLANE_LOOP void gradient_plane(const float* x, const float* dy, float* dx, int64_t n,
+                                     Affine f, float lo, float hi, ChannelGradient g);
+
+// out = running * momentum + batch * factor * (1 - momentum).
+void update_running(Tensor* out, const Tensor& running, const double* batch, double factor,
+                    double momentum);
+
+}  // namespace graft::backend
