@@ -81,16 +81,25 @@ int64_t round_up(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
 
 bool fits_3x3(const Plane& p) { return p.kh == 3 && p.kw == 3 && (p.sw == 1 || p.sw == 2); }
 
-// out (rows x stride) = x (h x w) moved down by `top` and right by `left`
-// (either may be negative), zero elsewhere.
-void pad_into(const float* x, int64_t h, int64_t w, int64_t top, int64_t left, int64_t rows,
-              int64_t stride, std::vector<float>& out) {
+// out (rows x stride) = x (h x w), or map(x), moved down by `top` and right
+// by `left` (either may be negative), zero elsewhere.
+GRAFT_PLANE_LOOP void pad_into(const float* x, int64_t h, int64_t w, int64_t top, int64_t left,
+                               int64_t rows, int64_t stride, const InputMap* map,
+                               std::vector<float>& out) {
   out.assign(rows * stride, 0.0f);
   const int64_t c0 = std::max<int64_t>(0, -left), c1 = std::min(w, stride - left);
   if (c1 <= c0) return;
-  for (int64_t r = std::max<int64_t>(0, -top); r < std::min(h, rows - top); ++r)
-    std::memcpy(out.data() + (r + top) * stride + c0 + left, x + r * w + c0,
-                (c1 - c0) * sizeof(float));
+  for (int64_t r = std::max<int64_t>(0, -top); r < std::min(h, rows - top); ++r) {
+    const float* src = x + r * w + c0;
+    float* dst = out.data() + (r + top) * stride + c0 + left;
+    if (!map) {
+      std::memcpy(dst, src, (c1 - c0) * sizeof(float));
+      continue;
+    }
+    const InputMap m = *map;
+#pragma omp simd
+    for (int64_t k = 0; k < c1 - c0; ++k) dst[k] = std::min(std::max(m.f(src[k]), m.lo), m.hi);
+  }
 }
 
 // The buffer for plane p's input: the rows its outputs read, each as
@@ -98,22 +107,24 @@ void pad_into(const float* x, int64_t h, int64_t w, int64_t top, int64_t left, i
 // enough for sixteen-float loads past the last output column.
 struct Padded {
   int64_t rows, part, sw;
+  int64_t tap[9];  // where tap (i, j) of output row 0, column 0 reads
+  int64_t row;     // and how much further on output row o + 1 reads
   explicit Padded(const Plane& p)
-      : rows(p.sh * (p.oh - 1) + 3), part(round_up(p.ow) + kLanes), sw(p.sw) {}
-  // Where tap (i, j) of output row o, column 0 reads.
-  int64_t at(const Plane& p, int64_t o, int64_t i, int64_t j) const {
-    return (p.sh * o + i) * sw * part + (j % sw) * part + j / sw;
+      : rows(p.sh * (p.oh - 1) + 3), part(round_up(p.ow) + kLanes), sw(p.sw), row(p.sh * sw * part) {
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t j = 0; j < 3; ++j) tap[i * 3 + j] = i * sw * part + (j % sw) * part + j / sw;
   }
 };
 
 typedef int Indices __attribute__((vector_size(64)));
 
-// out = plane p's input x in the layout of Padded (wide: scratch).
+// out = plane p's input x (or map(x)) in the layout of Padded (wide: scratch).
 GRAFT_PLANE_LOOP void pad_plane(const Plane& p, const Padded& in, const float* x,
-                                std::vector<float>& out, std::vector<float>& wide) {
-  if (in.sw == 1) return pad_into(x, p.h, p.w, p.pt, p.pl, in.rows, in.part, out);
+                                const InputMap* map, std::vector<float>& out,
+                                std::vector<float>& wide) {
+  if (in.sw == 1) return pad_into(x, p.h, p.w, p.pt, p.pl, in.rows, in.part, map, out);
   const int64_t row = 2 * in.part;
-  pad_into(x, p.h, p.w, p.pt, p.pl, in.rows, row, wide);
+  pad_into(x, p.h, p.w, p.pt, p.pl, in.rows, row, map, wide);
   out.resize(in.rows * row);
   const Indices even = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
   const Indices odd = even + 1;
@@ -130,33 +141,35 @@ GRAFT_PLANE_LOOP void pad_plane(const Plane& p, const Padded& in, const float* x
 }
 
 // y = bias + the 3x3 window sums, sixteen outputs at a time.
-GRAFT_PLANE_LOOP void forward_3x3(const Plane& p, const float* x, const float* w, float b, float* y,
-                                  std::vector<float>& padded, std::vector<float>& wide) {
+GRAFT_PLANE_LOOP void forward_3x3(const Plane& p, const float* x, const InputMap* map,
+                                  const float* w, float b, float* y, std::vector<float>& padded,
+                                  std::vector<float>& wide) {
   const Padded in(p);
-  pad_plane(p, in, x, padded, wide);
+  pad_plane(p, in, x, map, padded, wide);
   Lanes taps[9], v;
   for (int t = 0; t < 9; ++t) taps[t] = w[t] + Lanes{};
   for (int64_t o = 0; o < p.oh; ++o)
     for (int64_t qb = 0; qb < p.ow; qb += kLanes) {
       Lanes acc = b + Lanes{};
-      for (int64_t i = 0; i < 3; ++i)
-        for (int64_t j = 0; j < 3; ++j) {
-          load(v, padded.data() + in.at(p, o, i, j) + qb);
-          acc += taps[i * 3 + j] * v;
-        }
+      const float* at = padded.data() + o * in.row + qb;
+      for (int t = 0; t < 9; ++t) {
+        load(v, at + in.tap[t]);
+        acc += taps[t] * v;
+      }
       store(y, o * p.ow + qb, p.out_size(), acc);
     }
 }
 
 // dw[t] += sum of dy * x under tap t, db += sum of dy: sixteen columns at a
 // time go down all rows with the nine sums in registers.
-GRAFT_PLANE_LOOP void weights_3x3(const Plane& p, const float* x, const float* dy, double* dw,
-                                  double* db, std::vector<float>& padded_x,
-                                  std::vector<float>& padded_dy, std::vector<float>& wide) {
+GRAFT_PLANE_LOOP void weights_3x3(const Plane& p, const float* x, const InputMap* map,
+                                  const float* dy, double* dw, double* db,
+                                  std::vector<float>& padded_x, std::vector<float>& padded_dy,
+                                  std::vector<float>& wide) {
   const Padded in(p);
   const int64_t SD = round_up(p.ow);
-  pad_plane(p, in, x, padded_x, wide);
-  pad_into(dy, p.oh, p.ow, 0, 0, p.oh, SD, padded_dy);
+  pad_plane(p, in, x, map, padded_x, wide);
+  pad_into(dy, p.oh, p.ow, 0, 0, p.oh, SD, nullptr, padded_dy);
   const float* g = padded_dy.data();
   float bias = 0;
 #pragma omp simd reduction(+ : bias)
@@ -165,11 +178,11 @@ GRAFT_PLANE_LOOP void weights_3x3(const Plane& p, const float* x, const float* d
     Lanes sums[9] = {}, gv, v;
     for (int64_t o = 0; o < p.oh; ++o) {
       load(gv, g + o * SD + qb);
-      for (int64_t i = 0; i < 3; ++i)
-        for (int64_t j = 0; j < 3; ++j) {
-          load(v, padded_x.data() + in.at(p, o, i, j) + qb);
-          sums[i * 3 + j] += gv * v;
-        }
+      const float* at = padded_x.data() + o * in.row + qb;
+      for (int t = 0; t < 9; ++t) {
+        load(v, at + in.tap[t]);
+        sums[t] += gv * v;
+      }
     }
     for (int t = 0; t < 9; ++t) {
       float s = 0;
@@ -188,12 +201,22 @@ Plane transposed(const Plane& p) {
           p.kh - 1 - p.pt, p.kw - 1 - p.pl};
 }
 
+// map(x) for the kernels that read x in place (mapped: scratch).
+const float* mapped_plane(const Plane& p, const float* x, const InputMap* map,
+                          std::vector<float>& mapped) {
+  if (!map) return x;
+  mapped.resize(p.size());
+  normalize_plane(x, mapped.data(), p.size(), map->f, map->lo, map->hi);
+  return mapped.data();
+}
+
 }  // namespace
 
-void forward_plane(const Plane& p, const float* x, const float* w, float b, float* y) {
+void forward_plane(const Plane& p, const float* x, const float* w, float b, float* y,
+                   const InputMap* map) {
   thread_local std::vector<float> padded, wide;
-  if (fits_3x3(p)) forward_3x3(p, x, w, b, y, padded, wide);
-  else forward_plane_any(p, x, w, b, y);
+  if (fits_3x3(p)) return forward_3x3(p, x, map, w, b, y, padded, wide);
+  forward_plane_any(p, mapped_plane(p, x, map, padded), w, b, y);
 }
 
 // dx from dy (one plane each) and the turned kernel.
@@ -250,11 +273,12 @@ GRAFT_PLANE_LOOP void backward_weights_plane(const Plane& p, const float* __rest
 
 }  // namespace
 
-void weights_plane(const Plane& p, const float* x, const float* dy, double* dw, double* db) {
+void weights_plane(const Plane& p, const float* x, const float* dy, double* dw, double* db,
+                   const InputMap* map) {
   thread_local std::vector<float> padded_x, padded_dy, wide, acc;
-  if (fits_3x3(p)) return weights_3x3(p, x, dy, dw, db, padded_x, padded_dy, wide);
+  if (fits_3x3(p)) return weights_3x3(p, x, map, dy, dw, db, padded_x, padded_dy, wide);
   acc.resize(p.kh * p.kw * p.ow);
-  backward_weights_plane(p, x, dy, acc.data(), dw, db);
+  backward_weights_plane(p, mapped_plane(p, x, map, padded_x), dy, acc.data(), dw, db);
 }
 
 std::vector<float> turned_kernels(const float* w, int64_t channels, int64_t taps) {

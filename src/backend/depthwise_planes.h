@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/conv_case.h"
+#include "backend/norm_planes.h"
 
 namespace graft::backend {
 
@@ -32,12 +33,23 @@ inline Plane plane_of(const ConvCase& k) {
           k.pad_l[0], k.pad_l[1]};
 }
 
-// y (oh x ow) = b + the convolution of x (h x w) with one channel's kernel w.
-void forward_plane(const Plane& p, const float* x, const float* w, float b, float* y);
+// The convolution's input made from x as it is read: clamp(f(x), lo, hi), a
+// BatchNormalization with the activation after it (norm_planes.h).
+struct InputMap {
+  Affine f;
+  float lo, hi;
+};
+
+// y (oh x ow) = b + the convolution of x (h x w), or of map(x), with one
+// channel's kernel w.
+void forward_plane(const Plane& p, const float* x, const float* w, float b, float* y,
+                   const InputMap* map = nullptr);
 // dx from dy and the channel's kernel turned half way round (turned_kernels).
 void backward_data_plane(const Plane& p, const float* dy, const float* turned, float* dx);
-// dw[t] += sum of dy * x under kernel tap t; *db += sum of dy (db may be nullptr).
-void weights_plane(const Plane& p, const float* x, const float* dy, double* dw, double* db);
+// dw[t] += sum of dy * x (or map(x)) under kernel tap t; *db += sum of dy
+// (db may be nullptr).
+void weights_plane(const Plane& p, const float* x, const float* dy, double* dw, double* db,
+                   const InputMap* map = nullptr);
 // Each of `channels` kernels of `taps` weights reversed.
 std::vector<float> turned_kernels(const float* w, int64_t channels, int64_t taps);
 

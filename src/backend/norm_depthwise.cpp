@@ -38,20 +38,15 @@ void update(const NormActivation& f, const BatchStatistics& st, int64_t count, T
 }
 
 // Channel c's convolution output for every image (x2, n planes) from x,
-// normalised first (y1: n planes, or one reused when `keep_y1` is false).
-void convolve_channel(const Block& k, const NormDepthwise& f, const NormDepthwiseInputs& in,
-                      const Affine& f1, int64_t c, bool keep_y1, std::vector<float>& y1,
-                      std::vector<float>& x2) {
+// normalised as it is read (map).
+void convolve_channel(const Block& k, const NormDepthwiseInputs& in, const InputMap& map,
+                      int64_t c, std::vector<float>& x2) {
   const float* x = data(in.x);
   const float* w = data(in.w) + c * k.taps;
   const float b = in.b ? data(in.b)[c] : 0.0f;
-  y1.resize((keep_y1 ? k.n : 1) * k.p.size());
   x2.resize(k.n * k.p.out_size());
-  for (int64_t i = 0; i < k.n; ++i) {
-    float* y = y1.data() + (keep_y1 ? i * k.p.size() : 0);
-    normalize_plane(x + k.in_at(i, c), y, k.p.size(), f1, f.before.lo, f.before.hi);
-    forward_plane(k.p, y, w, b, x2.data() + i * k.p.out_size());
-  }
+  for (int64_t i = 0; i < k.n; ++i)
+    forward_plane(k.p, x + k.in_at(i, c), w, b, x2.data() + i * k.p.out_size(), &map);
 }
 
 }  // namespace
@@ -71,11 +66,12 @@ NormDepthwiseStatistics norm_depthwise_forward(const NormDepthwise& f,
   NormDepthwiseStatistics st{empty_statistics(k.channels), empty_statistics(k.channels)};
 #pragma omp parallel for num_threads(loop_threads(in.x->numel())) schedule(static)
   for (int64_t c = 0; c < k.channels; ++c) {
-    thread_local std::vector<float> y1, x2;
+    thread_local std::vector<float> x2;
     channel_statistics(data(in.x) + k.in_at(0, c), k.n, k.channels * in_size, in_size, c,
                        st.before);
-    const Affine f1 = affine_of(st.before, c, data(in.scale1), data(in.shift1), f.before.epsilon);
-    convolve_channel(k, f, in, f1, c, false, y1, x2);
+    const InputMap map1{affine_of(st.before, c, data(in.scale1), data(in.shift1), f.before.epsilon),
+                        f.before.lo, f.before.hi};
+    convolve_channel(k, in, map1, c, x2);
     channel_statistics(x2.data(), k.n, out_size, out_size, c, st.after);
     const Affine f2 = affine_of(st.after, c, data(in.scale2), data(in.shift2), f.after.epsilon);
     for (int64_t i = 0; i < k.n; ++i)
@@ -99,15 +95,15 @@ void norm_depthwise_backward(const NormDepthwise& f, const NormDepthwiseStatisti
   const bool wants_dy1 = grads.dx || grads.dscale1 || grads.dshift1;
 #pragma omp parallel for num_threads(loop_threads(in.x->numel())) schedule(static)
   for (int64_t c = 0; c < k.channels; ++c) {
-    thread_local std::vector<float> y1, x2, dx2, dy1;
+    thread_local std::vector<float> x2, dx2, dy1;
     dx2.resize(out_size);
     dy1.resize(in_size);
     const Affine f1 = affine_of(st.before, c, data(in.scale1), data(in.shift1), f.before.epsilon);
     const Affine f2 = affine_of(st.after, c, data(in.scale2), data(in.shift2), f.after.epsilon);
-    // The convolution's input and output again (both kept for the channel:
-    // 3.2 MB at most in MobileNetV2, in L2), and the second normalisation's sums.
-    const bool keep_y1 = grads.dw || grads.db;
-    convolve_channel(k, f, in, f1, c, keep_y1, y1, x2);
+    const InputMap map1{f1, f.before.lo, f.before.hi};
+    // The convolution's output again (kept for the channel: 1.6 MB at most
+    // in MobileNetV2, in L2), and the second normalisation's sums.
+    convolve_channel(k, in, map1, c, x2);
     PlaneSums sums2;
     for (int64_t i = 0; i < k.n; ++i) {
       PlaneSums s = gradient_sums(x2.data() + i * out_size, dy.data<float>() + k.out_at(i, c),
@@ -128,7 +124,8 @@ void norm_depthwise_backward(const NormDepthwise& f, const NormDepthwiseStatisti
     for (int64_t i = 0; i < k.n; ++i) {
       gradient_plane(x2.data() + i * out_size, dy.data<float>() + k.out_at(i, c), dx2.data(),
                      out_size, f2, f.after.lo, f.after.hi, g2);
-      if (keep_y1) weights_plane(k.p, y1.data() + i * in_size, dx2.data(), dw.data(), grads.db ? &db : nullptr);
+      if (grads.dw || grads.db)
+        weights_plane(k.p, x + k.in_at(i, c), dx2.data(), dw.data(), grads.db ? &db : nullptr, &map1);
       if (!wants_dy1) continue;
       float* d1 = dx ? dx + k.in_at(i, c) : dy1.data();
       backward_data_plane(k.p, dx2.data(), turned.data() + c * k.taps, d1);
