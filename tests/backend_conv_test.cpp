@@ -21,6 +21,7 @@ const std::vector<ConvRow> kConvRows = {
     {"no bias", {3, 4, 7, 6}, {5, 4, 3, 3}, {{"pads", Ints{1, 1, 1, 1}}}, false},
     {"1x1 pointwise", {3, 16, 5, 5}, {24, 16, 1, 1}, {}},
     {"1x1 pointwise, no bias", {3, 16, 5, 5}, {24, 16, 1, 1}, {}, false},
+    {"1x1 pointwise, 14x14 planes (dW shared out by image)", {5, 32, 14, 14}, {48, 32, 1, 1}, {}},
     {"1x1 pointwise 1-D", {3, 8, 9}, {4, 8, 1}, {}},
     {"1x1 pointwise 3-D", {2, 4, 3, 3, 3}, {5, 4, 1, 1, 1}, {}},
     {"1x1 strided", {1, 8, 6, 6}, {4, 8, 1, 1}, {{"strides", Ints{2, 2}}}},

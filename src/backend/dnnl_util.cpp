@@ -245,10 +245,14 @@ std::shared_ptr<void> cached_entry(const std::string& key, int64_t cost,
   return entry;
 }
 
+thread_local int t_serial_scopes = 0;
+SerialScope::SerialScope() { ++t_serial_scopes; }
+SerialScope::~SerialScope() { --t_serial_scopes; }
+
 int choose_threads(int64_t cost) {
   // OpenMP's thread count is a per-thread setting: this thread's primitives
   // are created and run with it.
-  bool serial = cost < kParallelCost || t_guard.runs < t_guard.serial_until;
+  bool serial = cost < kParallelCost || t_guard.runs < t_guard.serial_until || t_serial_scopes > 0;
   int threads = serial ? 1 : num_threads();
   if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
   return threads;

@@ -127,6 +127,15 @@ std::shared_ptr<void> cached_entry(const std::string& key, int64_t cost,
 // The thread count cached_entry chooses for `cost`, made this thread's
 // OpenMP count.
 int choose_threads(int64_t cost);
+// While one exists, this thread's primitives are made for and run on it
+// alone: for work split across graft's threads by the caller.
+class SerialScope {
+ public:
+  SerialScope();
+  ~SerialScope();
+  SerialScope(const SerialScope&) = delete;
+  SerialScope& operator=(const SerialScope&) = delete;
+};
 
 template <typename Entry>
 std::shared_ptr<Entry> cached(const std::string& key, int64_t cost,
