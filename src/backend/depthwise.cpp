@@ -81,25 +81,41 @@ int64_t round_up(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
 
 bool fits_3x3(const Plane& p) { return p.kh == 3 && p.kw == 3 && (p.sw == 1 || p.sw == 2); }
 
+// dst (stride floats) = row src (w floats, or map(src); nullptr: a row of
+// padding) moved right by `left` (which may be negative), zero elsewhere.
+GRAFT_PLANE_LOOP void pad_row(const float* src, int64_t w, int64_t left, int64_t stride,
+                              const InputMap* map, float* dst) {
+  const int64_t c0 = std::max<int64_t>(0, -left), c1 = std::min(w, stride - left);
+  if (!src || c1 <= c0) {
+    std::fill_n(dst, stride, 0.0f);
+    return;
+  }
+  std::fill_n(dst, c0 + left, 0.0f);
+  std::fill_n(dst + c1 + left, stride - (c1 + left), 0.0f);
+  src += c0;
+  dst += c0 + left;
+  if (!map) {
+    std::memcpy(dst, src, (c1 - c0) * sizeof(float));
+    return;
+  }
+  const InputMap m = *map;
+#pragma omp simd
+  for (int64_t k = 0; k < c1 - c0; ++k) dst[k] = std::min(std::max(m.f(src[k]), m.lo), m.hi);
+}
+
+// The row of x (h rows of w) that padded row r shows, moved down by `top`:
+// nullptr for padding.
+const float* source_row(const float* x, int64_t h, int64_t w, int64_t top, int64_t r) {
+  return r - top >= 0 && r - top < h ? x + (r - top) * w : nullptr;
+}
+
 // out (rows x stride) = x (h x w), or map(x), moved down by `top` and right
 // by `left` (either may be negative), zero elsewhere.
-GRAFT_PLANE_LOOP void pad_into(const float* x, int64_t h, int64_t w, int64_t top, int64_t left,
-                               int64_t rows, int64_t stride, const InputMap* map,
-                               std::vector<float>& out) {
-  out.assign(rows * stride, 0.0f);
-  const int64_t c0 = std::max<int64_t>(0, -left), c1 = std::min(w, stride - left);
-  if (c1 <= c0) return;
-  for (int64_t r = std::max<int64_t>(0, -top); r < std::min(h, rows - top); ++r) {
-    const float* src = x + r * w + c0;
-    float* dst = out.data() + (r + top) * stride + c0 + left;
-    if (!map) {
-      std::memcpy(dst, src, (c1 - c0) * sizeof(float));
-      continue;
-    }
-    const InputMap m = *map;
-#pragma omp simd
-    for (int64_t k = 0; k < c1 - c0; ++k) dst[k] = std::min(std::max(m.f(src[k]), m.lo), m.hi);
-  }
+void pad_into(const float* x, int64_t h, int64_t w, int64_t top, int64_t left, int64_t rows,
+              int64_t stride, const InputMap* map, std::vector<float>& out) {
+  out.resize(rows * stride);
+  for (int64_t r = 0; r < rows; ++r)
+    pad_row(source_row(x, h, w, top, r), w, left, stride, map, out.data() + r * stride);
 }
 
 // The buffer for plane p's input: the rows its outputs read, each as
@@ -118,26 +134,29 @@ struct Padded {
 
 typedef int Indices __attribute__((vector_size(64)));
 
-// out = plane p's input x (or map(x)) in the layout of Padded (wide: scratch).
+// out = plane p's input x (or map(x)) in the layout of Padded (wide: one
+// padded row, scratch).
 GRAFT_PLANE_LOOP void pad_plane(const Plane& p, const Padded& in, const float* x,
                                 const InputMap* map, std::vector<float>& out,
                                 std::vector<float>& wide) {
   if (in.sw == 1) return pad_into(x, p.h, p.w, p.pt, p.pl, in.rows, in.part, map, out);
   const int64_t row = 2 * in.part;
-  pad_into(x, p.h, p.w, p.pt, p.pl, in.rows, row, map, wide);
+  wide.resize(row);
   out.resize(in.rows * row);
   const Indices even = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
   const Indices odd = even + 1;
   Lanes a, b, v;
-  for (int64_t r = 0; r < in.rows; ++r)
+  for (int64_t r = 0; r < in.rows; ++r) {
+    pad_row(source_row(x, p.h, p.w, p.pt, r), p.w, p.pl, row, map, wide.data());
     for (int64_t m = 0; m < in.part; m += kLanes) {
-      load(a, wide.data() + r * row + 2 * m);
-      load(b, wide.data() + r * row + 2 * m + kLanes);
+      load(a, wide.data() + 2 * m);
+      load(b, wide.data() + 2 * m + kLanes);
       v = __builtin_shuffle(a, b, even);
       std::memcpy(out.data() + r * row + m, &v, sizeof v);
       v = __builtin_shuffle(a, b, odd);
       std::memcpy(out.data() + r * row + in.part + m, &v, sizeof v);
     }
+  }
 }
 
 // y = bias + the 3x3 window sums, sixteen outputs at a time.
