@@ -212,6 +212,47 @@ GRAFT_PLANE_LOOP void weights_3x3(const Plane& p, const float* x, const InputMap
   if (db) *db += bias;
 }
 
+// dx of a 3x3 window at column stride 2 (any row stride) straight from dy,
+// without spreading it: padded column P of dx row r (P = column + pl) gets,
+// for each kernel row i that output row o = (r + pt - i) / sh reaches,
+// w(i, 0) dy(o, P/2) + w(i, 2) dy(o, P/2 - 1) when P is even and
+// w(i, 1) dy(o, (P-1)/2) when odd. So sixteen even and sixteen odd columns
+// come from sixteen consecutive values of dy, and are interleaved.
+GRAFT_PLANE_LOOP void backward_data_3x3_s2(const Plane& p, const float* dy, const float* w,
+                                           float* dx, std::vector<float>& padded_dy,
+                                           std::vector<float>& row) {
+  const int64_t part = round_up(p.ow + 1) + kLanes, stride = part + kLanes;
+  pad_into(dy, p.oh, p.ow, 0, 1, p.oh, stride, nullptr, padded_dy);  // D(o, m + 1) = dy(o, m)
+  row.resize(2 * part);
+  const Indices low = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+  const Indices high = low + 8;
+  Lanes taps[9], d0, d1;
+  for (int t = 0; t < 9; ++t) taps[t] = w[t] + Lanes{};
+  for (int64_t r = 0; r < p.h; ++r) {
+    const float* d[3];
+    int64_t tap_row[3], reached = 0;
+    for (int64_t i = 0; i < 3; ++i) {
+      const int64_t at = r + p.pt - i;
+      if (at < 0 || at % p.sh != 0 || at / p.sh >= p.oh) continue;
+      d[reached] = padded_dy.data() + at / p.sh * stride;
+      tap_row[reached++] = 3 * i;
+    }
+    for (int64_t m = 0; m < part; m += kLanes) {
+      Lanes even = {}, odd = {};
+      for (int64_t k = 0; k < reached; ++k) {
+        load(d0, d[k] + m);
+        load(d1, d[k] + m + 1);
+        even += taps[tap_row[k]] * d1 + taps[tap_row[k] + 2] * d0;
+        odd += taps[tap_row[k] + 1] * d1;
+      }
+      const Lanes a = __builtin_shuffle(even, odd, low), b = __builtin_shuffle(even, odd, high);
+      std::memcpy(row.data() + 2 * m, &a, sizeof a);
+      std::memcpy(row.data() + 2 * m + kLanes, &b, sizeof b);
+    }
+    std::memcpy(dx + r * p.w, row.data() + p.pl, p.w * sizeof(float));
+  }
+}
+
 // dx is the forward convolution, with unit strides and the kernel turned
 // half way round, of dy spread out by the strides (zeros between), padded
 // by k - 1 - pad: plane p's transposed plane, whose input is that spread dy.
@@ -242,7 +283,12 @@ void forward_plane(const Plane& p, const float* x, const float* w, float b, floa
 void backward_data_plane(const Plane& p, const float* dy, const float* turned, float* dx) {
   const Plane t = transposed(p);
   if (p.sh == 1 && p.sw == 1) return forward_plane(t, dy, turned, 0.0f, dx);
-  thread_local std::vector<float> spread;
+  thread_local std::vector<float> spread, row;
+  if (p.kh == 3 && p.kw == 3 && p.sw == 2) {
+    float w[9];
+    for (int k = 0; k < 9; ++k) w[k] = turned[8 - k];  // turned back
+    return backward_data_3x3_s2(p, dy, w, dx, spread, row);
+  }
   spread.assign(t.size(), 0.0f);
   for (int64_t o = 0; o < p.oh; ++o)
     for (int64_t q = 0; q < p.ow; ++q) spread[o * p.sh * t.w + q * p.sw] = dy[o * p.ow + q];
