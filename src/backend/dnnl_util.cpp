@@ -246,8 +246,11 @@ std::shared_ptr<void> cached_entry(const std::string& key, int64_t cost,
 }
 
 thread_local int t_serial_scopes = 0;
-SerialScope::SerialScope() { ++t_serial_scopes; }
-SerialScope::~SerialScope() { --t_serial_scopes; }
+SerialScope::SerialScope() : threads_(omp_get_max_threads()) { ++t_serial_scopes; }
+SerialScope::~SerialScope() {
+  --t_serial_scopes;
+  if (omp_get_max_threads() != threads_) omp_set_num_threads(threads_);
+}
 
 int choose_threads(int64_t cost) {
   // OpenMP's thread count is a per-thread setting: this thread's primitives

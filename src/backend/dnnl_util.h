@@ -128,13 +128,17 @@ std::shared_ptr<void> cached_entry(const std::string& key, int64_t cost,
 // OpenMP count.
 int choose_threads(int64_t cost);
 // While one exists, this thread's primitives are made for and run on it
-// alone: for work split across graft's threads by the caller.
+// alone: for work split across graft's threads by the caller. The thread's
+// OpenMP count is restored when it ends.
 class SerialScope {
  public:
   SerialScope();
   ~SerialScope();
   SerialScope(const SerialScope&) = delete;
   SerialScope& operator=(const SerialScope&) = delete;
+
+ private:
+  int threads_;
 };
 
 template <typename Entry>
