@@ -159,24 +159,60 @@ GRAFT_PLANE_LOOP void pad_plane(const Plane& p, const Padded& in, const float* x
   }
 }
 
-// y = bias + the 3x3 window sums, sixteen outputs at a time.
+// Output rows o .. o + R - 1 (those below the plane are not stored), B
+// blocks of sixteen columns from qb: R * B sums built side by side, since
+// one alone is a chain of nine dependent multiply-adds.
+template <int R, int B>
+inline void tile_3x3(const Plane& p, const Padded& in, const float* padded, const Lanes* taps,
+                     float bias, float* y, int64_t o, int64_t qb) {
+  Lanes acc[R][B], v;
+  const float* at[R];
+  for (int r = 0; r < R; ++r) {
+    at[r] = padded + std::min(o + r, p.oh - 1) * in.row + qb;
+    for (int u = 0; u < B; ++u) acc[r][u] = bias + Lanes{};
+  }
+  for (int t = 0; t < 9; ++t)
+    for (int r = 0; r < R; ++r)
+      for (int u = 0; u < B; ++u) {
+        load(v, at[r] + in.tap[t] + u * kLanes);
+        acc[r][u] += taps[t] * v;
+      }
+  for (int r = 0; r < R && o + r < p.oh; ++r)
+    for (int u = 0; u < B; ++u) store(y, (o + r) * p.ow + qb + u * kLanes, p.out_size(), acc[r][u]);
+}
+
+// y = bias + the 3x3 window sums: four rows of one block of sixteen
+// columns, two rows of two, or one row of four (then two, then one), by
+// the width.
 GRAFT_PLANE_LOOP void forward_3x3(const Plane& p, const float* x, const InputMap* map,
                                   const float* w, float b, float* y, std::vector<float>& padded,
                                   std::vector<float>& wide) {
   const Padded in(p);
   pad_plane(p, in, x, map, padded, wide);
-  Lanes taps[9], v;
+  Lanes taps[9];
   for (int t = 0; t < 9; ++t) taps[t] = w[t] + Lanes{};
-  for (int64_t o = 0; o < p.oh; ++o)
-    for (int64_t qb = 0; qb < p.ow; qb += kLanes) {
-      Lanes acc = b + Lanes{};
-      const float* at = padded.data() + o * in.row + qb;
-      for (int t = 0; t < 9; ++t) {
-        load(v, at + in.tap[t]);
-        acc += taps[t] * v;
-      }
-      store(y, o * p.ow + qb, p.out_size(), acc);
+  const float* src = padded.data();
+  const int64_t blocks = round_up(p.ow) / kLanes;
+  if (blocks == 1) {
+    for (int64_t o = 0; o < p.oh; o += 4) tile_3x3<4, 1>(p, in, src, taps, b, y, o, 0);
+    return;
+  }
+  if (blocks <= 3) {
+    for (int64_t o = 0; o < p.oh; o += 2) {
+      tile_3x3<2, 2>(p, in, src, taps, b, y, o, 0);
+      if (blocks == 3) tile_3x3<2, 1>(p, in, src, taps, b, y, o, 2 * kLanes);
     }
+    return;
+  }
+  for (int64_t o = 0; o < p.oh; ++o) {
+    int64_t qb = 0;
+    for (; qb + 4 * kLanes <= blocks * kLanes; qb += 4 * kLanes) tile_3x3<1, 4>(p, in, src, taps, b, y, o, qb);
+    if (qb + 2 * kLanes <= blocks * kLanes) {
+      tile_3x3<1, 2>(p, in, src, taps, b, y, o, qb);
+      qb += 2 * kLanes;
+    }
+    if (qb < blocks * kLanes) tile_3x3<1, 1>(p, in, src, taps, b, y, o, qb);
+  }
 }
 
 // dw[t] += sum of dy * x under tap t, db += sum of dy: sixteen columns at a
