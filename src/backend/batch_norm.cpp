@@ -112,6 +112,13 @@ void update_running(Tensor* out, const Tensor& running, const double* batch, dou
     o[i] = static_cast<float>(r[i] * momentum + batch[i] * factor * (1.0 - momentum));
 }
 
+void update_running(const NormActivation& f, const BatchStatistics& st, int64_t count,
+                    Tensor& running_mean, Tensor& running_var) {
+  const double unbiased = count > 1 ? double(count) / double(count - 1) : 1.0;
+  update_running(&running_mean, running_mean, st.mean.data(), 1.0, f.momentum);
+  update_running(&running_var, running_var, st.var.data(), unbiased, f.momentum);
+}
+
 BatchStatistics empty_statistics(int64_t channels) {
   return {std::vector<double>(channels), std::vector<double>(channels),
           std::vector<float>(channels)};
@@ -140,16 +147,12 @@ inline float passed(float dy, float z, float lo, float hi) { return z >= lo && z
 void channel_statistics(const float* x, int64_t n, int64_t stride, int64_t plane, int64_t c,
                         BatchStatistics& st) {
   const float k = st.k[c] = x[0];
-  double sum = 0, squares = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    PlaneSums s = shifted_sums(x + i * stride, plane, k);
-    sum += s.first;
-    squares += s.second;
-  }
+  PlaneSums sums;
+  for (int64_t i = 0; i < n; ++i) sums += shifted_sums(x + i * stride, plane, k);
   const double count = static_cast<double>(n * plane);
-  const double shifted_mean = sum / count;
+  const double shifted_mean = sums.first / count;
   st.mean[c] = k + shifted_mean;
-  st.var[c] = std::max(0.0, squares / count - shifted_mean * shifted_mean);
+  st.var[c] = std::max(0.0, sums.second / count - shifted_mean * shifted_mean);
 }
 
 // Centred first, since x * a - mean * a would cancel when the mean is large.
@@ -246,11 +249,8 @@ void batch_norm_training_backward(const Planes& p, const BatchStatistics& st, co
   for (int64_t c = 0; c < p.channels; ++c) {
     const Affine f = affine_of(st, c, scale, shift, epsilon);
     PlaneSums sums;
-    for (int64_t i = 0; i < p.n; ++i) {
-      PlaneSums s = gradient_sums(x + p.offset(i, c), dy + p.offset(i, c), p.plane, f, lo, hi);
-      sums.first += s.first;
-      sums.second += s.second;
-    }
+    for (int64_t i = 0; i < p.n; ++i)
+      sums += gradient_sums(x + p.offset(i, c), dy + p.offset(i, c), p.plane, f, lo, hi);
     const ChannelGradient g = channel_gradient(st, c, double(p.count()), scale[c], epsilon, sums);
     if (dshift) dshift[c] = static_cast<float>(g.dshift);
     if (dscale) dscale[c] = static_cast<float>(g.dscale);
@@ -357,10 +357,7 @@ BatchStatistics norm_activation_forward(const NormActivation& f, const Tensor& x
   BatchStatistics st = batch_norm_training(p, x.data<float>(), scale.data<float>(),
                                            shift.data<float>(), f.epsilon, f.lo, f.hi,
                                            y.data<float>());
-  const double count = static_cast<double>(p.count());
-  const double unbiased = count > 1 ? count / (count - 1) : 1.0;
-  update_running(&running_mean, running_mean, st.mean.data(), 1.0, f.momentum);
-  update_running(&running_var, running_var, st.var.data(), unbiased, f.momentum);
+  update_running(f, st, p.count(), running_mean, running_var);
   count_served();
   return st;
 }

@@ -126,7 +126,10 @@ struct Padded {
   int64_t tap[9];  // where tap (i, j) of output row 0, column 0 reads
   int64_t row;     // and how much further on output row o + 1 reads
   explicit Padded(const Plane& p)
-      : rows(p.sh * (p.oh - 1) + 3), part(round_up(p.ow) + kLanes), sw(p.sw), row(p.sh * sw * part) {
+      : rows(p.sh * (p.oh - 1) + 3),
+        part(round_up(p.ow) + kLanes),
+        sw(p.sw),
+        row(p.sh * sw * part) {
     for (int64_t i = 0; i < 3; ++i)
       for (int64_t j = 0; j < 3; ++j) tap[i * 3 + j] = i * sw * part + (j % sw) * part + j / sw;
   }
@@ -206,7 +209,8 @@ GRAFT_PLANE_LOOP void forward_3x3(const Plane& p, const float* x, const InputMap
   }
   for (int64_t o = 0; o < p.oh; ++o) {
     int64_t qb = 0;
-    for (; qb + 4 * kLanes <= blocks * kLanes; qb += 4 * kLanes) tile_3x3<1, 4>(p, in, src, taps, b, y, o, qb);
+    for (; qb + 4 * kLanes <= blocks * kLanes; qb += 4 * kLanes)
+      tile_3x3<1, 4>(p, in, src, taps, b, y, o, qb);
     if (qb + 2 * kLanes <= blocks * kLanes) {
       tile_3x3<1, 2>(p, in, src, taps, b, y, o, qb);
       qb += 2 * kLanes;

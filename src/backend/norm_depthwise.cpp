@@ -30,13 +30,6 @@ Block block_of(const NormDepthwise& f, const NormDepthwiseInputs& in) {
 const float* data(const Tensor* t) { return t ? t->data<float>() : nullptr; }
 float* data(Tensor* t) { return t ? t->data<float>() : nullptr; }
 
-void update(const NormActivation& f, const BatchStatistics& st, int64_t count, Tensor& mean,
-            Tensor& var) {
-  update_running(&mean, mean, st.mean.data(), 1.0, f.momentum);
-  update_running(&var, var, st.var.data(), count > 1 ? double(count) / double(count - 1) : 1.0,
-                 f.momentum);
-}
-
 // Channel c's convolution output for every image (x2, n planes) from x,
 // normalised as it is read (map).
 void convolve_channel(const Block& k, const NormDepthwiseInputs& in, const InputMap& map,
@@ -69,8 +62,9 @@ NormDepthwiseStatistics norm_depthwise_forward(const NormDepthwise& f,
     thread_local std::vector<float> x2;
     channel_statistics(data(in.x) + k.in_at(0, c), k.n, k.channels * in_size, in_size, c,
                        st.before);
-    const InputMap map1{affine_of(st.before, c, data(in.scale1), data(in.shift1), f.before.epsilon),
-                        f.before.lo, f.before.hi};
+    const InputMap map1{
+        affine_of(st.before, c, data(in.scale1), data(in.shift1), f.before.epsilon), f.before.lo,
+        f.before.hi};
     convolve_channel(k, in, map1, c, x2);
     channel_statistics(x2.data(), k.n, out_size, out_size, c, st.after);
     const Affine f2 = affine_of(st.after, c, data(in.scale2), data(in.shift2), f.after.epsilon);
@@ -78,8 +72,8 @@ NormDepthwiseStatistics norm_depthwise_forward(const NormDepthwise& f,
       normalize_plane(x2.data() + i * out_size, y.data<float>() + k.out_at(i, c), out_size, f2,
                       f.after.lo, f.after.hi);
   }
-  update(f.before, st.before, k.n * in_size, mean1, var1);
-  update(f.after, st.after, k.n * out_size, mean2, var2);
+  update_running(f.before, st.before, k.n * in_size, mean1, var1);
+  update_running(f.after, st.after, k.n * out_size, mean2, var2);
   count_served();
   return st;
 }
@@ -105,12 +99,9 @@ void norm_depthwise_backward(const NormDepthwise& f, const NormDepthwiseStatisti
     // in MobileNetV2, in L2), and the second normalisation's sums.
     convolve_channel(k, in, map1, c, x2);
     PlaneSums sums2;
-    for (int64_t i = 0; i < k.n; ++i) {
-      PlaneSums s = gradient_sums(x2.data() + i * out_size, dy.data<float>() + k.out_at(i, c),
-                                  out_size, f2, f.after.lo, f.after.hi);
-      sums2.first += s.first;
-      sums2.second += s.second;
-    }
+    for (int64_t i = 0; i < k.n; ++i)
+      sums2 += gradient_sums(x2.data() + i * out_size, dy.data<float>() + k.out_at(i, c), out_size,
+                             f2, f.after.lo, f.after.hi);
     const ChannelGradient g2 = channel_gradient(st.after, c, double(k.n * out_size),
                                                 data(in.scale2)[c], f.after.epsilon, sums2);
     if (grads.dscale2) data(grads.dscale2)[c] = static_cast<float>(g2.dscale);
@@ -125,16 +116,16 @@ void norm_depthwise_backward(const NormDepthwise& f, const NormDepthwiseStatisti
       gradient_plane(x2.data() + i * out_size, dy.data<float>() + k.out_at(i, c), dx2.data(),
                      out_size, f2, f.after.lo, f.after.hi, g2);
       if (grads.dw || grads.db)
-        weights_plane(k.p, x + k.in_at(i, c), dx2.data(), dw.data(), grads.db ? &db : nullptr, &map1);
+        weights_plane(k.p, x + k.in_at(i, c), dx2.data(), dw.data(), grads.db ? &db : nullptr,
+                      &map1);
       if (!wants_dy1) continue;
       float* d1 = dx ? dx + k.in_at(i, c) : dy1.data();
       backward_data_plane(k.p, dx2.data(), turned.data() + c * k.taps, d1);
-      PlaneSums s = gradient_sums(x + k.in_at(i, c), d1, in_size, f1, f.before.lo, f.before.hi);
-      sums1.first += s.first;
-      sums1.second += s.second;
+      sums1 += gradient_sums(x + k.in_at(i, c), d1, in_size, f1, f.before.lo, f.before.hi);
     }
     if (grads.dw)
-      for (int64_t t = 0; t < k.taps; ++t) data(grads.dw)[c * k.taps + t] = static_cast<float>(dw[t]);
+      for (int64_t t = 0; t < k.taps; ++t)
+        data(grads.dw)[c * k.taps + t] = static_cast<float>(dw[t]);
     if (grads.db) data(grads.db)[c] = static_cast<float>(db);
     if (!wants_dy1) continue;
     const ChannelGradient g1 = channel_gradient(st.before, c, double(k.n * in_size),

@@ -35,6 +35,11 @@ Affine affine_of(const BatchStatistics& st, int64_t c, const float* scale, const
 
 struct PlaneSums {
   double first = 0, second = 0;
+  PlaneSums& operator+=(const PlaneSums& o) {
+    first += o.first;
+    second += o.second;
+    return *this;
+  }
 };
 
 // y = clamp(f(x), lo, hi).
@@ -60,5 +65,9 @@ GRAFT_PLANE_LOOP void gradient_plane(const float* x, const float* dy, float* dx,
 // out = running * momentum + batch * factor * (1 - momentum).
 void update_running(Tensor* out, const Tensor& running, const double* batch, double factor,
                     double momentum);
+// The running statistics updated in place from the batch's, of `count`
+// values per channel (unbiased variance, as PyTorch).
+void update_running(const NormActivation& f, const BatchStatistics& st, int64_t count,
+                    Tensor& running_mean, Tensor& running_var);
 
 }  // namespace graft::backend

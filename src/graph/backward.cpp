@@ -134,7 +134,8 @@ void Session::backward(const TensorMap& output_grads) {
       continue;
     }
     std::vector<const Tensor*> inputs, outputs;
-    for (const std::string& name : node_inputs) inputs.push_back(name.empty() ? nullptr : &saved_.at(name));
+    for (const std::string& name : node_inputs)
+      inputs.push_back(name.empty() ? nullptr : &saved_.at(name));
     for (const std::string& name : node_outputs) outputs.push_back(name.empty() ? nullptr : &saved_.at(name));
     std::vector<Tensor> grad_inputs(node_inputs.size());
     std::vector<Tensor*> grad_ptrs(node_inputs.size(), nullptr);

@@ -393,11 +393,13 @@ class Planner {
     if (c < 0) return std::nullopt;
     const Node& conv = nodes_[c];
     const bool bias = conv.inputs.size() > 2 && !conv.inputs[2].empty();
-    if (conv.op_type != "Conv" || conv.outputs.size() != 1 || conv.inputs[0] != nodes_[before->fused[0]].outputs[0])
+    if (conv.op_type != "Conv" || conv.inputs.size() < 2 || conv.outputs.size() != 1 ||
+        conv.inputs[0] != nodes_[before->fused[0]].outputs[0])
       return std::nullopt;
-    for (size_t k = 1; k < conv.inputs.size(); ++k)
-      if (!conv.inputs[k].empty() && (!r_.graph.initializers.count(conv.inputs[k]) || !is_f32(conv.inputs[k])))
-        return std::nullopt;
+    for (size_t k = 1; k < conv.inputs.size(); ++k) {
+      const std::string& in = conv.inputs[k];
+      if (!in.empty() && (!r_.graph.initializers.count(in) || !is_f32(in))) return std::nullopt;
+    }
     if (!backend::fuses_norm_depthwise(conv, r_.infos.at(conv.inputs[0]).shape,
                                        r_.infos.at(conv.inputs[1]).shape, bias))
       return std::nullopt;
@@ -409,7 +411,8 @@ class Planner {
     PlanStep s;
     s.node = i;
     s.fused = {before->fused[0], c, bn, after->fused[0]};
-    s.norm_depthwise = backend::NormDepthwise{*before->norm_activation, *after->norm_activation, conv};
+    s.norm_depthwise =
+        backend::NormDepthwise{*before->norm_activation, *after->norm_activation, conv};
     s.label = before->label + "+depthwise Conv+" + after->label;
     return s;
   }
@@ -548,7 +551,8 @@ ExecutionPlan make_plan(const PlanRequest& request) { return Planner(request).pl
 
 backend::NormDepthwiseInputs norm_depthwise_inputs(const PlanStep& step, const TensorMap& values) {
   auto at = [&](size_t k) { return k < step.reads.size() ? &values.at(step.reads[k]) : nullptr; };
-  return {at(kNdX), at(kNdScale1), at(kNdShift1), at(kNdWeights), at(kNdBias), at(kNdScale2), at(kNdShift2)};
+  return {at(kNdX),       at(kNdScale1), at(kNdShift1), at(kNdWeights),
+          at(kNdBias),    at(kNdScale2), at(kNdShift2)};
 }
 
 size_t depthwise_fusion_bytes() { return g_depthwise_fusion_bytes; }
