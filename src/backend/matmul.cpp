@@ -44,7 +44,7 @@ std::string key_mat(const Mat& m) { return key_dims(m.dims) + "/" + key_dims(m.s
 // dst = scale * src . weights (+ bias).
 struct MatmulCase {
   Mat src, weights, dst;
-  std::optional<Mat> bias;
+  std::optional<Mat> bias = std::nullopt;
   float scale = 1;
 
   std::string key() const {
