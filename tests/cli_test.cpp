@@ -71,6 +71,8 @@ TEST(CliBench, TimesEachModeAndProfiles) {
     ASSERT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find("ms per image"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("Conv "), std::string::npos) << r.output;
-    if (std::string(mode) == "full") EXPECT_NE(r.output.find("Conv backward"), std::string::npos) << r.output;
+    if (std::string(mode) == "full") {
+      EXPECT_NE(r.output.find("Conv backward"), std::string::npos) << r.output;
+    }
   }
 }

@@ -319,7 +319,9 @@ TEST(Resample, ShrinkingAveragesAwayAliasing) {
   resample(src, {0, 0, 64, 64}, 16, 16, out.data());
   for (size_t i = 0; i < out.size(); ++i) {
     int ox = int(i / 3) % 16, oy = int(i / 3) / 16;
-    if (ox > 0 && oy > 0 && ox < 15 && oy < 15) EXPECT_NEAR(out[i], 127.5f, 1.0f);
+    if (ox > 0 && oy > 0 && ox < 15 && oy < 15) {
+      EXPECT_NEAR(out[i], 127.5f, 1.0f);
+    }
   }
 }
 

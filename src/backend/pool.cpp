@@ -85,7 +85,8 @@ std::optional<PoolCase> pool_case(const Node& node, const Tensor& x) {
   const std::string& op = node.op_type;
   std::optional<PoolCase> k;
   if (op == "GlobalAveragePool") {
-    k = PoolCase{algorithm::pooling_avg_exclude_padding};
+    k = PoolCase();
+    k->alg = algorithm::pooling_avg_exclude_padding;
     k->y = {x.dim(0), x.dim(1)};
     for (int64_t n : ops::spatial_dims(x.shape())) {
       k->y.push_back(1);
