@@ -117,13 +117,14 @@ NormDepthwiseStatistics norm_depthwise_forward(const NormDepthwise& f,
                                                const NormDepthwiseInputs& in, Tensor& mean1,
                                                Tensor& var1, Tensor& mean2, Tensor& var2,
                                                Tensor& y);
-// From dy, the gradient reaching y; each gradient nullptr when not wanted.
+// From dy, the gradient reaching y, and the forward's statistics of the two
+// normalisations; each gradient nullptr when not wanted.
 struct NormDepthwiseGradients {
   Tensor *dx, *dscale1, *dshift1, *dw, *db, *dscale2, *dshift2;
 };
-void norm_depthwise_backward(const NormDepthwise& f, const NormDepthwiseStatistics& st,
-                             const NormDepthwiseInputs& in, const Tensor& dy,
-                             const NormDepthwiseGradients& grads);
+void norm_depthwise_backward(const NormDepthwise& f, const BatchStatistics& before,
+                             const BatchStatistics& after, const NormDepthwiseInputs& in,
+                             const Tensor& dy, const NormDepthwiseGradients& grads);
 
 // --- Fused convolutions: the execution plan's fast path -------------------
 //

@@ -78,9 +78,9 @@ NormDepthwiseStatistics norm_depthwise_forward(const NormDepthwise& f,
   return st;
 }
 
-void norm_depthwise_backward(const NormDepthwise& f, const NormDepthwiseStatistics& st,
-                             const NormDepthwiseInputs& in, const Tensor& dy,
-                             const NormDepthwiseGradients& grads) {
+void norm_depthwise_backward(const NormDepthwise& f, const BatchStatistics& before,
+                             const BatchStatistics& after, const NormDepthwiseInputs& in,
+                             const Tensor& dy, const NormDepthwiseGradients& grads) {
   const Block k = block_of(f, in);
   const int64_t in_size = k.p.size(), out_size = k.p.out_size();
   const std::vector<float> turned = turned_kernels(data(in.w), k.channels, k.taps);
@@ -92,8 +92,8 @@ void norm_depthwise_backward(const NormDepthwise& f, const NormDepthwiseStatisti
     thread_local std::vector<float> x2, dx2, dy1;
     dx2.resize(out_size);
     dy1.resize(in_size);
-    const Affine f1 = affine_of(st.before, c, data(in.scale1), data(in.shift1), f.before.epsilon);
-    const Affine f2 = affine_of(st.after, c, data(in.scale2), data(in.shift2), f.after.epsilon);
+    const Affine f1 = affine_of(before, c, data(in.scale1), data(in.shift1), f.before.epsilon);
+    const Affine f2 = affine_of(after, c, data(in.scale2), data(in.shift2), f.after.epsilon);
     const InputMap map1{f1, f.before.lo, f.before.hi};
     // The convolution's output again (kept for the channel: 1.6 MB at most
     // in MobileNetV2, in L2), and the second normalisation's sums.
@@ -102,7 +102,7 @@ void norm_depthwise_backward(const NormDepthwise& f, const NormDepthwiseStatisti
     for (int64_t i = 0; i < k.n; ++i)
       sums2 += gradient_sums(x2.data() + i * out_size, dy.data<float>() + k.out_at(i, c), out_size,
                              f2, f.after.lo, f.after.hi);
-    const ChannelGradient g2 = channel_gradient(st.after, c, double(k.n * out_size),
+    const ChannelGradient g2 = channel_gradient(after, c, double(k.n * out_size),
                                                 data(in.scale2)[c], f.after.epsilon, sums2);
     if (grads.dscale2) data(grads.dscale2)[c] = static_cast<float>(g2.dscale);
     if (grads.dshift2) data(grads.dshift2)[c] = static_cast<float>(g2.dshift);
@@ -128,7 +128,7 @@ void norm_depthwise_backward(const NormDepthwise& f, const NormDepthwiseStatisti
         data(grads.dw)[c * k.taps + t] = static_cast<float>(dw[t]);
     if (grads.db) data(grads.db)[c] = static_cast<float>(db);
     if (!wants_dy1) continue;
-    const ChannelGradient g1 = channel_gradient(st.before, c, double(k.n * in_size),
+    const ChannelGradient g1 = channel_gradient(before, c, double(k.n * in_size),
                                                 data(in.scale1)[c], f.before.epsilon, sums1);
     if (grads.dscale1) data(grads.dscale1)[c] = static_cast<float>(g1.dscale);
     if (grads.dshift1) data(grads.dshift1)[c] = static_cast<float>(g1.dshift);

@@ -149,17 +149,17 @@ void Session::backward(const TensorMap& output_grads) {
       auto grad = [&](size_t k) { return k < grad_ptrs.size() ? grad_ptrs[k] : nullptr; };
       with_context(node.describe(), [&] {
         backend::norm_depthwise_backward(
-            *fused->norm_depthwise,
-            {plan.norm_statistics.at(fused->node), plan.norm_statistics.at(fused->fused[2])},
-            norm_depthwise_inputs(*fused, saved_), *grad_outputs[0],
+            *fused->norm_depthwise, plan.norm_statistics.at(fused->node),
+            plan.norm_statistics.at(fused->fused[2]), norm_depthwise_inputs(*fused, saved_),
+            *grad_outputs[0],
             {grad(kNdX), grad(kNdScale1), grad(kNdShift1), grad(kNdWeights), grad(kNdBias),
              grad(kNdScale2), grad(kNdShift2)});
       });
     } else if (fused) {
       with_context(node.describe(), [&] {
-        backend::norm_activation_backward(*fused->norm_activation, plan.norm_statistics.at(fused->node),
-                                          *inputs[0], *inputs[1], *inputs[2], *grad_outputs[0],
-                                          grad_ptrs[0], grad_ptrs[1], grad_ptrs[2]);
+        backend::norm_activation_backward(
+            *fused->norm_activation, plan.norm_statistics.at(fused->node), *inputs[0], *inputs[1],
+            *inputs[2], *grad_outputs[0], grad_ptrs[0], grad_ptrs[1], grad_ptrs[2]);
       });
     } else {
       // run() counted its step after the forward: the forward's seed is step - 1's.
