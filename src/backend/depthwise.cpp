@@ -9,9 +9,12 @@
 // took 381 ms and the kernels 195 ms of a 1165 ms step. A plane of these
 // layers fits in L2, so one pass over it in place is what the memory allows.
 #include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "backend/depthwise_avx512.h"
 #include "backend/depthwise_planes.h"
 #include "backend/loops.h"
 
@@ -112,10 +115,14 @@ const float* source_row(const float* x, int64_t h, int64_t w, int64_t top, int64
 // out (rows x stride) = x (h x w), or map(x), moved down by `top` and right
 // by `left` (either may be negative), zero elsewhere.
 void pad_into(const float* x, int64_t h, int64_t w, int64_t top, int64_t left, int64_t rows,
+              int64_t stride, const InputMap* map, float* out) {
+  for (int64_t r = 0; r < rows; ++r)
+    pad_row(source_row(x, h, w, top, r), w, left, stride, map, out + r * stride);
+}
+void pad_into(const float* x, int64_t h, int64_t w, int64_t top, int64_t left, int64_t rows,
               int64_t stride, const InputMap* map, std::vector<float>& out) {
   out.resize(rows * stride);
-  for (int64_t r = 0; r < rows; ++r)
-    pad_row(source_row(x, h, w, top, r), w, left, stride, map, out.data() + r * stride);
+  pad_into(x, h, w, top, left, rows, stride, map, out.data());
 }
 
 // The buffer for plane p's input: the rows its outputs read, each as
@@ -133,6 +140,7 @@ struct Padded {
     for (int64_t i = 0; i < 3; ++i)
       for (int64_t j = 0; j < 3; ++j) tap[i * 3 + j] = i * sw * part + (j % sw) * part + j / sw;
   }
+  int64_t size() const { return rows * sw * part; }
 };
 
 typedef int Indices __attribute__((vector_size(64)));
@@ -140,12 +148,10 @@ typedef int Indices __attribute__((vector_size(64)));
 // out = plane p's input x (or map(x)) in the layout of Padded (wide: one
 // padded row, scratch).
 GRAFT_PLANE_LOOP void pad_plane(const Plane& p, const Padded& in, const float* x,
-                                const InputMap* map, std::vector<float>& out,
-                                std::vector<float>& wide) {
+                                const InputMap* map, float* out, std::vector<float>& wide) {
   if (in.sw == 1) return pad_into(x, p.h, p.w, p.pt, p.pl, in.rows, in.part, map, out);
   const int64_t row = 2 * in.part;
   wide.resize(row);
-  out.resize(in.rows * row);
   const Indices even = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
   const Indices odd = even + 1;
   Lanes a, b, v;
@@ -155,9 +161,9 @@ GRAFT_PLANE_LOOP void pad_plane(const Plane& p, const Padded& in, const float* x
       load(a, wide.data() + 2 * m);
       load(b, wide.data() + 2 * m + kLanes);
       v = __builtin_shuffle(a, b, even);
-      std::memcpy(out.data() + r * row + m, &v, sizeof v);
+      std::memcpy(out + r * row + m, &v, sizeof v);
       v = __builtin_shuffle(a, b, odd);
-      std::memcpy(out.data() + r * row + in.part + m, &v, sizeof v);
+      std::memcpy(out + r * row + in.part + m, &v, sizeof v);
     }
   }
 }
@@ -188,14 +194,11 @@ inline void tile_3x3(const Plane& p, const Padded& in, const float* padded, cons
 // y = bias + the 3x3 window sums: four rows of one block of sixteen
 // columns, two rows of two, or one row of four (then two, then one), by
 // the width.
-GRAFT_PLANE_LOOP void forward_3x3(const Plane& p, const float* x, const InputMap* map,
-                                  const float* w, float b, float* y, std::vector<float>& padded,
-                                  std::vector<float>& wide) {
+GRAFT_PLANE_LOOP void forward_3x3(const Plane& p, const float* src, const float* w, float b,
+                                  float* y) {
   const Padded in(p);
-  pad_plane(p, in, x, map, padded, wide);
   Lanes taps[9];
   for (int t = 0; t < 9; ++t) taps[t] = w[t] + Lanes{};
-  const float* src = padded.data();
   const int64_t blocks = round_up(p.ow) / kLanes;
   if (blocks == 1) {
     for (int64_t o = 0; o < p.oh; o += 4) tile_3x3<4, 1>(p, in, src, taps, b, y, o, 0);
@@ -222,23 +225,23 @@ GRAFT_PLANE_LOOP void forward_3x3(const Plane& p, const float* x, const InputMap
 
 // dw[t] += sum of dy * x under tap t, db += sum of dy: sixteen columns at a
 // time go down all rows with the nine sums in registers.
-GRAFT_PLANE_LOOP void weights_3x3(const Plane& p, const float* x, const InputMap* map,
-                                  const float* dy, double* dw, double* db,
-                                  std::vector<float>& padded_x, std::vector<float>& padded_dy,
-                                  std::vector<float>& wide) {
+GRAFT_PLANE_LOOP void weights_3x3(const Plane& p, const float* padded_x, const float* dy,
+                                  double* dw, double* db, std::vector<float>& padded_dy) {
   const Padded in(p);
   const int64_t SD = round_up(p.ow);
-  pad_plane(p, in, x, map, padded_x, wide);
   pad_into(dy, p.oh, p.ow, 0, 0, p.oh, SD, nullptr, padded_dy);
   const float* g = padded_dy.data();
-  float bias = 0;
+  if (db) {
+    float bias = 0;
 #pragma omp simd reduction(+ : bias)
-  for (int64_t e = 0; e < p.oh * SD; ++e) bias += g[e];
+    for (int64_t e = 0; e < p.oh * SD; ++e) bias += g[e];
+    *db += bias;
+  }
   for (int64_t qb = 0; qb < SD; qb += kLanes) {
     Lanes sums[9] = {}, gv, v;
     for (int64_t o = 0; o < p.oh; ++o) {
       load(gv, g + o * SD + qb);
-      const float* at = padded_x.data() + o * in.row + qb;
+      const float* at = padded_x + o * in.row + qb;
       for (int t = 0; t < 9; ++t) {
         load(v, at + in.tap[t]);
         sums[t] += gv * v;
@@ -250,7 +253,6 @@ GRAFT_PLANE_LOOP void weights_3x3(const Plane& p, const float* x, const InputMap
       dw[t] += s;
     }
   }
-  if (db) *db += bias;
 }
 
 // dx of a 3x3 window at column stride 2 (any row stride) straight from dy,
@@ -313,10 +315,50 @@ const float* mapped_plane(const Plane& p, const float* x, const InputMap* map,
 
 }  // namespace
 
+bool has_avx512() {
+  // GRAFT_NO_AVX512=1 keeps the portable loops tested on machines with it.
+  static const bool has = __builtin_cpu_supports("avx512f") && !std::getenv("GRAFT_NO_AVX512");
+  return has;
+}
+
+namespace {
+
+bool runs_avx512(const Padded& in) {
+  return has_avx512() && in.sw * in.part <= avx512::kMaxPaddedRow;
+}
+
+// n floats in `storage` from a 64-byte boundary: the AVX-512 kernels' loads
+// of the padded input are aligned.
+float* aligned_buffer(std::vector<float>& storage, int64_t n) {
+  storage.resize(n + kLanes);
+  const auto at = reinterpret_cast<std::uintptr_t>(storage.data());
+  return storage.data() + (-at / sizeof(float)) % kLanes;
+}
+
+// Plane p's input x (or map(x)) padded (scratch) in the layout of Padded.
+const float* padded_input(const Plane& p, const Padded& in, const float* x, const InputMap* map,
+                          std::vector<float>& scratch) {
+  float* padded = aligned_buffer(scratch, in.size());
+  if (runs_avx512(in)) {
+    avx512::pad(p, in.rows, in.part, x, map, padded);
+  } else {
+    thread_local std::vector<float> wide;
+    pad_plane(p, in, x, map, padded, wide);
+  }
+  return padded;
+}
+
+}  // namespace
+
 void forward_plane(const Plane& p, const float* x, const float* w, float b, float* y,
                    const InputMap* map) {
-  thread_local std::vector<float> padded, wide;
-  if (fits_3x3(p)) return forward_3x3(p, x, map, w, b, y, padded, wide);
+  thread_local std::vector<float> padded;
+  if (fits_3x3(p)) {
+    const Padded in(p);
+    const float* src = padded_input(p, in, x, map, padded);
+    if (runs_avx512(in)) return avx512::forward(p, src, in.part, w, b, y);
+    return forward_3x3(p, src, w, b, y);
+  }
   forward_plane_any(p, mapped_plane(p, x, map, padded), w, b, y);
 }
 
@@ -381,8 +423,13 @@ GRAFT_PLANE_LOOP void backward_weights_plane(const Plane& p, const float* __rest
 
 void weights_plane(const Plane& p, const float* x, const float* dy, double* dw, double* db,
                    const InputMap* map) {
-  thread_local std::vector<float> padded_x, padded_dy, wide, acc;
-  if (fits_3x3(p)) return weights_3x3(p, x, map, dy, dw, db, padded_x, padded_dy, wide);
+  thread_local std::vector<float> padded_x, padded_dy, acc;
+  if (fits_3x3(p)) {
+    const Padded in(p);
+    const float* src = padded_input(p, in, x, map, padded_x);
+    if (runs_avx512(in)) return avx512::weights(p, src, in.part, dy, dw, db);
+    return weights_3x3(p, src, dy, dw, db, padded_dy);
+  }
   acc.resize(p.kh * p.kw * p.ow);
   backward_weights_plane(p, mapped_plane(p, x, map, padded_x), dy, acc.data(), dw, db);
 }

