@@ -8,6 +8,11 @@
 // training step. Measured on MobileNetV2's W3 step (batch 32): the reorders
 // took 381 ms and the kernels 195 ms of a 1165 ms step. A plane of these
 // layers fits in L2, so one pass over it in place is what the memory allows.
+//
+// The 3x3 windows run on a padded copy of the input (Padded); on machines
+// with AVX-512 the copy, the forward, the weight gradient and the stride-2
+// data gradient run in intrinsics (depthwise_avx512.cpp), elsewhere in the
+// GCC vector loops below.
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>

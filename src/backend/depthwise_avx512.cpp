@@ -4,8 +4,9 @@
 // around every tile. Measured per plane, one thread, against those loops:
 // forward with the input normalised as it is padded 2.10 -> 1.57 us at
 // 56x56, 0.28 -> 0.14 us at 14x14; weight gradient 2.20 -> 1.90 us and
-// 0.40 -> 0.20 us. Masked loads take the rows' ends: no scalar tails, and
-// dy needs no padded copy for the weight gradient.
+// 0.40 -> 0.20 us; stride-2 data gradient 1.21 -> 0.96 us at 56x56.
+// Masked loads take the rows' ends: no scalar tails, and dy needs no padded
+// copy for the weight and the stride-2 data gradients.
 
 // GCC 12's AVX-512 intrinsics warn that their own undefined vector
 // (_mm512_undefined_ps) is used uninitialised, wherever they are inlined.
@@ -45,8 +46,8 @@ GRAFT_AVX512 inline Map map_of(const InputMap& m) {
 }
 
 // Sixteen values x[c...] where `lanes`, mapped, else zero; loaded whole
-// when they all lie in x's plane (a masked load took half of a 7x7 plane's
-// padding time).
+// when they all lie in x's plane (profiling a 7x7 block, half of the
+// padding's samples sat on a masked load).
 GRAFT_AVX512 inline __m512 values(const float* x, int64_t c, __mmask16 lanes, bool whole,
                                   const Map* map) {
   __m512 v = whole ? _mm512_loadu_ps(x + c) : _mm512_maskz_loadu_ps(lanes, x + c);
@@ -75,9 +76,7 @@ GRAFT_AVX512 inline float lane_sum(__m512 v) {
 
 // v to y[at...] in a plane of `size` floats written in increasing order: a
 // whole vector where the plane has room (lanes past a row's end land on the
-// next row, written after), else lane by lane. Not a masked store: the
-// passes that read the plane next cannot take values from one before it
-// reaches the cache (7x7 planes took 40% longer).
+// next row, written after), else lane by lane, as depthwise.cpp's store().
 GRAFT_AVX512 inline void store(float* y, int64_t at, int64_t size, __m512 v) {
   if (at + kLanes <= size) return _mm512_storeu_ps(y + at, v);
   alignas(64) float lanes[kLanes];
@@ -93,9 +92,8 @@ GRAFT_AVX512 inline __m512 shifted(__m512 v, __m512 next) {
 }
 
 // The three vectors kernel columns 0, 1, 2 read for sixteen outputs of a
-// padded row, from aligned loads only: an unaligned load of values just
-// stored (the padded copy is made right before) waits for the stores to
-// reach the cache, which took 60% of a 14x14 plane's time.
+// padded row: two aligned loads, shifted (three unaligned loads took 15%
+// longer on 56x56 planes).
 template <int SW>
 GRAFT_AVX512 inline void taps_of(const float* at, int64_t part, __m512* v) {
   const __m512 here = _mm512_load_ps(at), next = _mm512_load_ps(at + kLanes);
@@ -155,8 +153,8 @@ GRAFT_AVX512 inline void row_tile(const Plane& p, const float* padded, int64_t p
 }
 
 // R output rows at a time, then the rows left one tile each: a tile past
-// the last row would read past the padded copy's end (which, read while
-// other data there was being written, made 14x14 planes 2.5x slower).
+// the last row would read past the padded copy's end (14x14 planes took
+// 2.5x as long when their last tile did).
 template <int SH, int SW, int R>
 GRAFT_AVX512 void convolve(const Plane& p, const float* padded, int64_t part, const __m512* w,
                            __m512 bias, float* y) {
