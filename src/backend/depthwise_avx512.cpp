@@ -163,6 +163,60 @@ GRAFT_AVX512 void convolve(const Plane& p, const float* padded, int64_t part, co
   for (; o < p.oh; ++o) row_tile<SH, SW, 1>(p, padded, part, w, bias, y, o);
 }
 
+// Output rows o .. o + R - 1 of B vectors from column qb, at unit strides,
+// straight from the input x: each tap a masked load (zero outside the row),
+// rows outside the plane skipped.
+template <int R, int B>
+GRAFT_AVX512 inline void tile_unpadded(const Plane& p, const float* x, const __m512* w,
+                                       __m512 bias, float* y, int64_t o, int64_t qb) {
+  __mmask16 inside[B][3];
+#pragma GCC unroll 4
+  for (int u = 0; u < B; ++u)
+#pragma GCC unroll 3
+    for (int j = 0; j < 3; ++j) inside[u][j] = lanes_within(qb + u * kLanes - p.pl + j, 0, p.w);
+  __m512 acc[R][B];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int u = 0; u < B; ++u) acc[r][u] = bias;
+#pragma GCC unroll 6
+  for (int k = 0; k < R + 2; ++k) {
+    const int64_t in = o - p.pt + k;
+    if (in < 0 || in >= p.h) continue;
+    const float* at = x + in * p.w + qb - p.pl;
+#pragma GCC unroll 4
+    for (int u = 0; u < B; ++u)
+#pragma GCC unroll 3
+      for (int j = 0; j < 3; ++j) {
+        const __m512 v = _mm512_maskz_loadu_ps(inside[u][j], at + u * kLanes + j);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          const int i = k - r;
+          if (i >= 0 && i < 3) acc[r][u] = _mm512_fmadd_ps(w[i * 3 + j], v, acc[r][u]);
+        }
+      }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int u = 0; u < B; ++u)
+      store(y, (o + r) * p.ow + qb + u * kLanes, p.out_size(), acc[r][u]);
+}
+
+template <int R>
+GRAFT_AVX512 inline void row_tile_unpadded(const Plane& p, const float* x, const __m512* w,
+                                           __m512 bias, float* y, int64_t o) {
+  const int64_t blocks = (p.ow + kLanes - 1) / kLanes;
+  int64_t b = 0;
+  for (; b + 4 <= blocks; b += 4) tile_unpadded<R, 4>(p, x, w, bias, y, o, b * kLanes);
+  switch (blocks - b) {
+    case 3: return tile_unpadded<R, 3>(p, x, w, bias, y, o, b * kLanes);
+    case 2: return tile_unpadded<R, 2>(p, x, w, bias, y, o, b * kLanes);
+    case 1: return tile_unpadded<R, 1>(p, x, w, bias, y, o, b * kLanes);
+    default: return;
+  }
+}
+
 // dw[t] += the sum of dy * the input under tap t, sixteen columns at a time
 // down all rows with the nine sums in registers; *db += the sum of dy.
 template <int SH, int SW>
@@ -247,6 +301,16 @@ GRAFT_AVX512 void forward(const Plane& p, const float* padded, int64_t part, con
                   : convolve<2, 2, 2>(p, padded, part, taps, bias, y);
   if (p.sw == 1) return convolve<2, 1, 2>(p, padded, part, taps, bias, y);
   convolve<1, 2, 2>(p, padded, part, taps, bias, y);
+}
+
+GRAFT_AVX512 void forward_unpadded(const Plane& p, const float* x, const float* w, float b,
+                                   float* y) {
+  __m512 taps[9];
+  for (int t = 0; t < 9; ++t) taps[t] = _mm512_set1_ps(w[t]);
+  const __m512 bias = _mm512_set1_ps(b);
+  int64_t o = 0;
+  for (; o + 2 <= p.oh; o += 2) row_tile_unpadded<2>(p, x, taps, bias, y, o);
+  if (o < p.oh) row_tile_unpadded<1>(p, x, taps, bias, y, o);
 }
 
 GRAFT_AVX512 void weights(const Plane& p, const float* padded, int64_t part, const float* dy,
