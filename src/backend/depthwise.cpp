@@ -277,21 +277,16 @@ GRAFT_PLANE_LOOP void backward_data_3x3_s2(const Plane& p, const float* dy, cons
   Lanes taps[9], d0, d1;
   for (int t = 0; t < 9; ++t) taps[t] = w[t] + Lanes{};
   for (int64_t r = 0; r < p.h; ++r) {
-    const float* d[3];
-    int64_t tap_row[3], reached = 0;
-    for (int64_t i = 0; i < 3; ++i) {
-      const int64_t at = r + p.pt - i;
-      if (at < 0 || at % p.sh != 0 || at / p.sh >= p.oh) continue;
-      d[reached] = padded_dy.data() + at / p.sh * stride;
-      tap_row[reached++] = 3 * i;
-    }
+    const RowsReaching rows = rows_reaching(p, r);
     for (int64_t m = 0; m < part; m += kLanes) {
       Lanes even = {}, odd = {};
-      for (int64_t k = 0; k < reached; ++k) {
-        load(d0, d[k] + m);
-        load(d1, d[k] + m + 1);
-        even += taps[tap_row[k]] * d1 + taps[tap_row[k] + 2] * d0;
-        odd += taps[tap_row[k] + 1] * d1;
+      for (int k = 0; k < rows.count; ++k) {
+        const float* d = padded_dy.data() + rows.out_row[k] * stride;
+        const int t = rows.tap_row[k];
+        load(d0, d + m);
+        load(d1, d + m + 1);
+        even += taps[t] * d1 + taps[t + 2] * d0;
+        odd += taps[t + 1] * d1;
       }
       const Lanes a = __builtin_shuffle(even, odd, low), b = __builtin_shuffle(even, odd, high);
       std::memcpy(row.data() + 2 * m, &a, sizeof a);

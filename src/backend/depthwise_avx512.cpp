@@ -331,26 +331,20 @@ GRAFT_AVX512 void backward_data_s2(const Plane& p, const float* dy, const float*
   const __m512i high = _mm512_add_epi32(low, _mm512_set1_epi32(8));
   const int64_t columns = p.w + p.pl;  // padded columns that hold dx
   for (int64_t r = 0; r < p.h; ++r) {
-    // The kernel rows i that reach dx row r, from dy row (r + pt - i) / sh.
-    const float* d[3];
-    int tap_row[3], reached = 0;
-    for (int i = 0; i < 3; ++i) {
-      const int64_t at = r + p.pt - i;
-      if (at < 0 || at % p.sh != 0 || at / p.sh >= p.oh) continue;
-      d[reached] = dy + at / p.sh * p.ow;
-      tap_row[reached++] = 3 * i;
-    }
+    const RowsReaching rows = rows_reaching(p, r);
     for (int64_t m = 0; 2 * m < columns; m += kLanes) {
       // Padded column P = 2m + 2l (even) takes w(i,0) dy(m + l) + w(i,2)
       // dy(m + l - 1); P + 1 (odd) takes w(i,1) dy(m + l).
       __m512 even = _mm512_setzero_ps(), odd = _mm512_setzero_ps();
       const __mmask16 here = lanes_below(m, p.ow), before = lanes_within(m - 1, 0, p.ow);
-      for (int k = 0; k < reached; ++k) {
-        const __m512 at = _mm512_maskz_loadu_ps(here, d[k] + m);
-        const __m512 left = _mm512_maskz_loadu_ps(before, d[k] + m - 1);
-        even = _mm512_fmadd_ps(taps[tap_row[k]], at, even);
-        even = _mm512_fmadd_ps(taps[tap_row[k] + 2], left, even);
-        odd = _mm512_fmadd_ps(taps[tap_row[k] + 1], at, odd);
+      for (int k = 0; k < rows.count; ++k) {
+        const float* d = dy + rows.out_row[k] * p.ow;
+        const int t = rows.tap_row[k];
+        const __m512 at = _mm512_maskz_loadu_ps(here, d + m);
+        const __m512 left = _mm512_maskz_loadu_ps(before, d + m - 1);
+        even = _mm512_fmadd_ps(taps[t], at, even);
+        even = _mm512_fmadd_ps(taps[t + 2], left, even);
+        odd = _mm512_fmadd_ps(taps[t + 1], at, odd);
       }
       _mm512_storeu_ps(row + 2 * m, _mm512_permutex2var_ps(even, low, odd));
       _mm512_storeu_ps(row + 2 * m + kLanes, _mm512_permutex2var_ps(even, high, odd));

@@ -40,6 +40,24 @@ struct InputMap {
   float lo, hi;
 };
 
+// The kernel rows of a 3x3 window that reach input row r (at most three),
+// for the data gradient: kernel row i from output row (r + pt - i) / sh.
+struct RowsReaching {
+  int count = 0;
+  int64_t out_row[3];
+  int tap_row[3];  // 3 * i: where kernel row i starts
+};
+inline RowsReaching rows_reaching(const Plane& p, int64_t r) {
+  RowsReaching rows;
+  for (int i = 0; i < 3; ++i) {
+    const int64_t at = r + p.pt - i;
+    if (at < 0 || at % p.sh != 0 || at / p.sh >= p.oh) continue;
+    rows.out_row[rows.count] = at / p.sh;
+    rows.tap_row[rows.count++] = 3 * i;
+  }
+  return rows;
+}
+
 // y (oh x ow) = b + the convolution of x (h x w), or of map(x), with one
 // channel's kernel w.
 void forward_plane(const Plane& p, const float* x, const float* w, float b, float* y,
