@@ -102,25 +102,61 @@ GRAFT_AVX512 inline void taps_of(const float* at, int64_t part, __m512* v) {
   v[2] = SW == 1 ? shifted<2>(here, next) : shifted<1>(here, next);
 }
 
+// Where a tile's inputs come from. taps(r, q, v) sets v[j] to the sixteen
+// values kernel column j reads for outputs q.. in window row r (output row
+// o reads window rows o * SH .. o * SH + 2), or returns false for a row of
+// zeros.
+
+// depthwise.cpp's padded copy: window row r is padded row r.
+template <int SW>
+struct PaddedRows {
+  const float* padded;
+  int64_t part;
+  GRAFT_AVX512 bool taps(int64_t r, int64_t q, __m512* v) const {
+    taps_of<SW>(padded + r * SW * part + q, part, v);
+    return true;
+  }
+};
+
+// The plane itself at unit column stride, no padded copy: each tap a
+// masked load, zero outside the row. The masks are the same in every row,
+// so they are made once (kMaxPaddedRow columns at most).
+struct PlaneRows {
+  const Plane& p;
+  const float* x;
+  __mmask16 inside[kMaxPaddedRow / kLanes][3];  // by block of sixteen outputs and kernel column
+  GRAFT_AVX512 PlaneRows(const Plane& plane, const float* input) : p(plane), x(input) {
+    GRAFT_ASSERT(p.ow <= kMaxPaddedRow);
+    for (int64_t q = 0; q < p.ow; q += kLanes)
+      for (int j = 0; j < 3; ++j) inside[q / kLanes][j] = lanes_within(q - p.pl + j, 0, p.w);
+  }
+  GRAFT_AVX512 bool taps(int64_t r, int64_t q, __m512* v) const {
+    const int64_t in = r - p.pt;
+    if (in < 0 || in >= p.h) return false;
+    const float* at = x + in * p.w + q - p.pl;
+#pragma GCC unroll 3
+    for (int j = 0; j < 3; ++j) v[j] = _mm512_maskz_loadu_ps(inside[q / kLanes][j], at + j);
+    return true;
+  }
+};
+
 // Output rows o .. o + R - 1 of B vectors from column qb (a plane of
 // `size` outputs, ow a row).
-template <int SH, int SW, int R, int B>
-GRAFT_AVX512 inline void tile(const float* padded, int64_t part, const __m512* w, __m512 bias,
-                              float* y, int64_t ow, int64_t size, int64_t o, int64_t qb) {
-  const int64_t row = SW * part;
-  const float* at = padded + o * SH * row + qb;  // input row k's columns
+template <int SH, int R, int B, class Rows>
+GRAFT_AVX512 inline void tile(const Rows& rows, const __m512* w, __m512 bias, float* y,
+                              int64_t ow, int64_t size, int64_t o, int64_t qb) {
   __m512 acc[R][B];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int u = 0; u < B; ++u) acc[r][u] = bias;
-  // Each input row once, for every output row that reads it.
+  // Each window row once, for every output row that reads it.
 #pragma GCC unroll 9
-  for (int k = 0; k < (R - 1) * SH + 3; ++k, at += row)
+  for (int k = 0; k < (R - 1) * SH + 3; ++k)
 #pragma GCC unroll 4
     for (int u = 0; u < B; ++u) {
       __m512 v[3];
-      taps_of<SW>(at + u * kLanes, part, v);
+      if (!rows.taps(o * SH + k, qb + u * kLanes, v)) continue;
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         const int i = k - r * SH;
@@ -137,84 +173,32 @@ GRAFT_AVX512 inline void tile(const float* padded, int64_t part, const __m512* w
 
 // Output rows o .. o + R - 1, sixteen columns at a time (four vectors side
 // by side, then what is left).
-template <int SH, int SW, int R>
-GRAFT_AVX512 inline void row_tile(const Plane& p, const float* padded, int64_t part,
-                                  const __m512* w, __m512 bias, float* y, int64_t o) {
+template <int SH, int R, class Rows>
+GRAFT_AVX512 inline void row_tile(const Plane& p, const Rows& rows, const __m512* w,
+                                  __m512 bias, float* y, int64_t o) {
   const int64_t blocks = (p.ow + kLanes - 1) / kLanes, size = p.out_size();
   int64_t b = 0;
-  for (; b + 4 <= blocks; b += 4)
-    tile<SH, SW, R, 4>(padded, part, w, bias, y, p.ow, size, o, b * kLanes);
+  for (; b + 4 <= blocks; b += 4) tile<SH, R, 4>(rows, w, bias, y, p.ow, size, o, b * kLanes);
   switch (blocks - b) {
-    case 3: return tile<SH, SW, R, 3>(padded, part, w, bias, y, p.ow, size, o, b * kLanes);
-    case 2: return tile<SH, SW, R, 2>(padded, part, w, bias, y, p.ow, size, o, b * kLanes);
-    case 1: return tile<SH, SW, R, 1>(padded, part, w, bias, y, p.ow, size, o, b * kLanes);
+    case 3: return tile<SH, R, 3>(rows, w, bias, y, p.ow, size, o, b * kLanes);
+    case 2: return tile<SH, R, 2>(rows, w, bias, y, p.ow, size, o, b * kLanes);
+    case 1: return tile<SH, R, 1>(rows, w, bias, y, p.ow, size, o, b * kLanes);
     default: return;
   }
 }
 
-// R output rows at a time, then the rows left one tile each: a tile past
-// the last row would read past the padded copy's end (14x14 planes took
-// 2.5x as long when their last tile did).
-template <int SH, int SW, int R>
-GRAFT_AVX512 void convolve(const Plane& p, const float* padded, int64_t part, const __m512* w,
-                           __m512 bias, float* y) {
+// y = b + the 3x3 window sums with kernel w, R output rows at a time, then
+// the rows left one tile each: a tile past the last row would read past the
+// padded copy's end (14x14 planes took 2.5x as long when their last tile
+// did).
+template <int SH, int R, class Rows>
+GRAFT_AVX512 void convolve(const Plane& p, const Rows& rows, const float* w, float b, float* y) {
+  __m512 taps[9];
+  for (int t = 0; t < 9; ++t) taps[t] = _mm512_set1_ps(w[t]);
+  const __m512 bias = _mm512_set1_ps(b);
   int64_t o = 0;
-  for (; o + R <= p.oh; o += R) row_tile<SH, SW, R>(p, padded, part, w, bias, y, o);
-  for (; o < p.oh; ++o) row_tile<SH, SW, 1>(p, padded, part, w, bias, y, o);
-}
-
-// Output rows o .. o + R - 1 of B vectors from column qb, at unit strides,
-// straight from the input x: each tap a masked load (zero outside the row),
-// rows outside the plane skipped.
-template <int R, int B>
-GRAFT_AVX512 inline void tile_unpadded(const Plane& p, const float* x, const __m512* w,
-                                       __m512 bias, float* y, int64_t o, int64_t qb) {
-  __mmask16 inside[B][3];
-#pragma GCC unroll 4
-  for (int u = 0; u < B; ++u)
-#pragma GCC unroll 3
-    for (int j = 0; j < 3; ++j) inside[u][j] = lanes_within(qb + u * kLanes - p.pl + j, 0, p.w);
-  __m512 acc[R][B];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int u = 0; u < B; ++u) acc[r][u] = bias;
-#pragma GCC unroll 6
-  for (int k = 0; k < R + 2; ++k) {
-    const int64_t in = o - p.pt + k;
-    if (in < 0 || in >= p.h) continue;
-    const float* at = x + in * p.w + qb - p.pl;
-#pragma GCC unroll 4
-    for (int u = 0; u < B; ++u)
-#pragma GCC unroll 3
-      for (int j = 0; j < 3; ++j) {
-        const __m512 v = _mm512_maskz_loadu_ps(inside[u][j], at + u * kLanes + j);
-#pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) {
-          const int i = k - r;
-          if (i >= 0 && i < 3) acc[r][u] = _mm512_fmadd_ps(w[i * 3 + j], v, acc[r][u]);
-        }
-      }
-  }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int u = 0; u < B; ++u)
-      store(y, (o + r) * p.ow + qb + u * kLanes, p.out_size(), acc[r][u]);
-}
-
-template <int R>
-GRAFT_AVX512 inline void row_tile_unpadded(const Plane& p, const float* x, const __m512* w,
-                                           __m512 bias, float* y, int64_t o) {
-  const int64_t blocks = (p.ow + kLanes - 1) / kLanes;
-  int64_t b = 0;
-  for (; b + 4 <= blocks; b += 4) tile_unpadded<R, 4>(p, x, w, bias, y, o, b * kLanes);
-  switch (blocks - b) {
-    case 3: return tile_unpadded<R, 3>(p, x, w, bias, y, o, b * kLanes);
-    case 2: return tile_unpadded<R, 2>(p, x, w, bias, y, o, b * kLanes);
-    case 1: return tile_unpadded<R, 1>(p, x, w, bias, y, o, b * kLanes);
-    default: return;
-  }
+  for (; o + R <= p.oh; o += R) row_tile<SH, R>(p, rows, taps, bias, y, o);
+  for (; o < p.oh; ++o) row_tile<SH, 1>(p, rows, taps, bias, y, o);
 }
 
 // dw[t] += the sum of dy * the input under tap t, sixteen columns at a time
@@ -222,19 +206,18 @@ GRAFT_AVX512 inline void row_tile_unpadded(const Plane& p, const float* x, const
 template <int SH, int SW>
 GRAFT_AVX512 void weights(const Plane& p, const float* padded, int64_t part, const float* dy,
                           double* dw, double* db) {
-  const int64_t row = SW * part;
+  const PaddedRows<SW> rows{padded, part};
   __m512 sums[9], bias = _mm512_setzero_ps();
   for (int t = 0; t < 9; ++t) sums[t] = _mm512_setzero_ps();
   for (int64_t qb = 0; qb < p.ow; qb += kLanes) {
     const __mmask16 in = lanes_below(qb, p.ow);
-    const float* at = padded + qb;
-    for (int64_t o = 0; o < p.oh; ++o, at += SH * row) {
+    for (int64_t o = 0; o < p.oh; ++o) {
       const __m512 g = _mm512_maskz_loadu_ps(in, dy + o * p.ow + qb);
       bias = _mm512_add_ps(bias, g);
 #pragma GCC unroll 3
       for (int i = 0; i < 3; ++i) {
         __m512 v[3];
-        taps_of<SW>(at + i * row, part, v);
+        rows.taps(o * SH + i, qb, v);
 #pragma GCC unroll 3
         for (int j = 0; j < 3; ++j) sums[i * 3 + j] = _mm512_fmadd_ps(g, v[j], sums[i * 3 + j]);
       }
@@ -289,28 +272,21 @@ GRAFT_AVX512 void pad(const Plane& p, int64_t rows, int64_t part, const float* x
 
 GRAFT_AVX512 void forward(const Plane& p, const float* padded, int64_t part, const float* w,
                           float b, float* y) {
-  __m512 taps[9];
-  for (int t = 0; t < 9; ++t) taps[t] = _mm512_set1_ps(w[t]);
-  const __m512 bias = _mm512_set1_ps(b);
   const bool narrow = p.ow <= 2 * kLanes;  // more rows side by side
-  if (p.sh == 1 && p.sw == 1)
-    return narrow ? convolve<1, 1, 4>(p, padded, part, taps, bias, y)
-                  : convolve<1, 1, 2>(p, padded, part, taps, bias, y);
+  if (p.sh == 1 && p.sw == 1) {
+    const PaddedRows<1> rows{padded, part};
+    return narrow ? convolve<1, 4>(p, rows, w, b, y) : convolve<1, 2>(p, rows, w, b, y);
+  }
+  const PaddedRows<2> rows{padded, part};
   if (p.sh == 2 && p.sw == 2)
-    return narrow ? convolve<2, 2, 4>(p, padded, part, taps, bias, y)
-                  : convolve<2, 2, 2>(p, padded, part, taps, bias, y);
-  if (p.sw == 1) return convolve<2, 1, 2>(p, padded, part, taps, bias, y);
-  convolve<1, 2, 2>(p, padded, part, taps, bias, y);
+    return narrow ? convolve<2, 4>(p, rows, w, b, y) : convolve<2, 2>(p, rows, w, b, y);
+  if (p.sw == 1) return convolve<2, 2>(p, PaddedRows<1>{padded, part}, w, b, y);
+  convolve<1, 2>(p, rows, w, b, y);
 }
 
 GRAFT_AVX512 void forward_unpadded(const Plane& p, const float* x, const float* w, float b,
                                    float* y) {
-  __m512 taps[9];
-  for (int t = 0; t < 9; ++t) taps[t] = _mm512_set1_ps(w[t]);
-  const __m512 bias = _mm512_set1_ps(b);
-  int64_t o = 0;
-  for (; o + 2 <= p.oh; o += 2) row_tile_unpadded<2>(p, x, taps, bias, y, o);
-  if (o < p.oh) row_tile_unpadded<1>(p, x, taps, bias, y, o);
+  convolve<1, 2>(p, PlaneRows{p, x}, w, b, y);
 }
 
 GRAFT_AVX512 void weights(const Plane& p, const float* padded, int64_t part, const float* dy,
