@@ -7,10 +7,10 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <unordered_set>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/contention_guard.h"
 #include "graft/backend.h"
 #include "graft/error.h"
 
@@ -71,28 +71,8 @@ thread_local int64_t t_served = 0;
 // Below this estimated run time (ns) a primitive runs on one thread.
 constexpr int64_t kParallelCost = 30'000;
 
-// OpenMP splits a primitive's work evenly among its threads and waits for
-// the last one; with the default wait policy idle threads spin. On a
-// machine busy with other work a thread of the team is often descheduled,
-// and each parallel region then waits milliseconds for it: measured here
-// with two compilers running, MobileNetV2 at batch 1 took 600 ms on two
-// threads against 15 ms on one (OMP_WAIT_POLICY=PASSIVE avoids most of it,
-// but libgomp reads it only from the environment at load). So parallel runs
-// that stall like that, several within a short stretch, send this thread's
-// next primitives to one thread for a while, after which two threads are
-// tried again. One stall alone is a passing hiccup on a shared machine:
-// reacting to each sent W1 at batch 1 to one thread for most of a
-// benchmark (5.8 ms against 3.2).
-struct ContentionGuard {
-  int64_t runs = 0;
-  int64_t serial_until = 0;  // run count until which primitives use one thread
-  int64_t stalls = 0;        // stalls since run `first_stall`
-  int64_t first_stall = 0;
-};
-constexpr int64_t kStallNs = 200'000;   // a wait this much beyond the estimate
-constexpr int64_t kStallsToSerial = 3;  // stalls within kStallWindow runs
-constexpr int64_t kStallWindow = 200;   // about one MobileNetV2 forward pass
-constexpr int64_t kSerialRuns = 2'000;  // about a dozen MobileNetV2 forward passes
+// Whether this thread's primitives run on one thread for a while
+// (contention_guard.h).
 thread_local ContentionGuard t_guard;
 
 // Entries are kept until this many exist on a thread; then the cache starts
@@ -175,8 +155,7 @@ void execute(const dnnl::primitive& p, std::unordered_map<int, memory>& args, in
   const dnnl_memory_desc_t* pad =
       dnnl_primitive_desc_query_md(p.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
   if (pad && pad->ndims > 0) args[DNNL_ARG_SCRATCHPAD] = scratch(memory::desc(*pad), kScratchpadSlot);
-  ContentionGuard& guard = t_guard;
-  ++guard.runs;
+  t_guard.count_run();
   dnnl::stream& s = thread_stream();
   auto start = std::chrono::steady_clock::now();
   try {
@@ -190,17 +169,10 @@ void execute(const dnnl::primitive& p, std::unordered_map<int, memory>& args, in
   int64_t ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
           .count();
-  // A primitive's first run also touches fresh memory and warms caches: it
-  // says nothing about the machine being busy.
-  thread_local std::unordered_set<const void*> ran_before;
-  if (ran_before.insert(p.get()).second) return;
-  // Slower than one thread would be by a scheduler's time slice: stalled.
-  if (omp_get_max_threads() == 1 || ns <= 4 * cost || ns - cost <= kStallNs) return;
-  if (guard.runs - guard.first_stall > kStallWindow) {
-    guard.first_stall = guard.runs;
-    guard.stalls = 0;
-  }
-  if (++guard.stalls >= kStallsToSerial) guard.serial_until = guard.runs + kSerialRuns;
+  thread_local std::unordered_map<const void*, int> runs_of;  // up to the warming runs
+  int& runs = runs_of[p.get()];
+  if (runs <= ContentionGuard::kWarmingRuns) ++runs;
+  if (omp_get_max_threads() > 1) t_guard.record(ns, cost, runs);
 }
 
 Reorder::Reorder(const memory::desc& from, const memory::desc& to) : from_(from), to_(to) {
@@ -255,7 +227,7 @@ SerialScope::~SerialScope() {
 int choose_threads(int64_t cost) {
   // OpenMP's thread count is a per-thread setting: this thread's primitives
   // are created and run with it.
-  bool serial = cost < kParallelCost || t_guard.runs < t_guard.serial_until || t_serial_scopes > 0;
+  bool serial = cost < kParallelCost || t_guard.serial() || t_serial_scopes > 0;
   int threads = serial ? 1 : num_threads();
   if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
   return threads;
