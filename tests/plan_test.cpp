@@ -373,5 +373,28 @@ TEST(ExecutionPlan, TrainingFusesTheDepthwiseConvBetweenTwoNormalisations) {
   EXPECT_EQ(profile.at("BatchNormalization+Clip").calls, 4) << "q and r";
 }
 
+// The same step on planes of 7x7 and less, sixteen channels side by side
+// (norm_depthwise_lanes.cpp): two blocks of channels, the second partial; a
+// 3x3 window at stride 1 on the graph input (the first normalisation's
+// gradients without the input's) and at stride 2 with an odd output.
+TEST(ExecutionPlan, TrainingFusesTheDepthwiseStepOnSmallPlanesSixteenChannelsAtATime) {
+  GraphBuilder b({3, 20, 7, 7});
+  std::string a = b.relu6("a", b.batch_norm("a2_bn", b.conv("a_dw", b.relu6("a1", b.batch_norm("a1_bn", "x")), 20, 3, 1, true)));
+  std::string e = b.relu6("e", b.batch_norm("e_bn", b.conv("e_conv", a, 36, 1)));
+  std::string d = b.unary("Relu", "d", b.batch_norm("d_bn", b.conv("d_dw", e, 36, 3, 2, true)));
+  b.g.nodes.push_back(node("GlobalAveragePool", {d}, {"y"}));
+  b.output("y");
+  for (const char* bn : {"a1_bn", "a2_bn", "e_bn", "d_bn"}) {
+    const int64_t c = b.g.initializers.at(std::string(bn) + "_scale").numel();
+    b.g.initializers[std::string(bn) + "_scale"] = uniform({c}, 60, 2.0f, 5.0f);
+    b.g.initializers[std::string(bn) + "_shift"] = uniform({c}, 61, -1.0f, 4.0f);
+  }
+  std::map<std::string, Session::OpTime> profile =
+      train_both_ways(b, uniform({3, 20, 7, 7}, 19), {{"y", uniform({3, 36, 1, 1}, 20)}});
+  EXPECT_EQ(profile.at("BatchNormalization+Clip+depthwise Conv+BatchNormalization+Clip").calls, 2);
+  EXPECT_EQ(profile.at("BatchNormalization+Clip+depthwise Conv+BatchNormalization+Relu").calls, 2);
+  EXPECT_EQ(profile.at("BatchNormalization+Clip+depthwise Conv+BatchNormalization+Relu backward").calls, 2);
+}
+
 }  // namespace
 }  // namespace graft
