@@ -40,9 +40,9 @@ constexpr int kLanes = 16;
 // Room for n vectors, 64-byte aligned; what it held is not kept on growing.
 class Tile {
  public:
-  Lanes *data() { return static_cast<Lanes *>(data_.get()); }
-  const Lanes *data() const { return static_cast<const Lanes *>(data_.get()); }
-  Lanes &operator[](int64_t i) { return data()[i]; }
+  Lanes* data() { return static_cast<Lanes*>(data_.get()); }
+  const Lanes* data() const { return static_cast<const Lanes*>(data_.get()); }
+  Lanes& operator[](int64_t i) { return data()[i]; }
   void resize(int64_t n) {
     if (n <= size_) return;
     data_.reset(std::aligned_alloc(64, size_t(n) * sizeof(Lanes)));
@@ -58,16 +58,16 @@ class Tile {
 #define GRAFT_INLINE inline __attribute__((always_inline))
 
 GRAFT_INLINE Lanes splat(float v) { return Lanes{} + v; }
-GRAFT_INLINE Lanes load(const float *p) {
+GRAFT_INLINE Lanes load(const float* p) {
   Lanes v;
   __builtin_memcpy(&v, p, sizeof v);
   return v;
 }
-GRAFT_INLINE void store(float *p, Lanes v) { __builtin_memcpy(p, &v, sizeof v); }
+GRAFT_INLINE void store(float* p, Lanes v) { __builtin_memcpy(p, &v, sizeof v); }
 // One round of the transpose: rows i and i + S (bit S of i clear) swap
 // their off-diagonal S x S blocks.
 template <int S>
-GRAFT_INLINE void swap_blocks(Lanes *r, Indices lo, Indices hi) {
+GRAFT_INLINE void swap_blocks(Lanes* r, Indices lo, Indices hi) {
   for (int i = 0; i < kLanes; ++i)
     if (!(i & S)) {
       const Lanes a = r[i], b = r[i + S];
@@ -77,7 +77,7 @@ GRAFT_INLINE void swap_blocks(Lanes *r, Indices lo, Indices hi) {
 }
 
 // r[i][j] becomes r[j][i]: blocks of 8 swapped, then of 4, 2 and 1.
-GRAFT_INLINE void transpose(Lanes *r) {
+GRAFT_INLINE void transpose(Lanes* r) {
   swap_blocks<8>(r, Indices{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
                  Indices{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
   swap_blocks<4>(r, Indices{0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
@@ -90,7 +90,7 @@ GRAFT_INLINE void transpose(Lanes *r) {
 
 // The channels-last tile t (`size` pixels) of `count` consecutive planes
 // of `size` floats at x; lanes from `count` on are zero.
-GRAFT_PLANE_LOOP void gather(const float *x, int64_t size, int count, Lanes *t) {
+GRAFT_PLANE_LOOP void gather(const float* x, int64_t size, int count, Lanes* t) {
   Lanes r[kLanes];
   for (int64_t j = 0; j < size; j += kLanes) {
     const int64_t m = std::min<int64_t>(kLanes, size - j);
@@ -109,7 +109,7 @@ GRAFT_PLANE_LOOP void gather(const float *x, int64_t size, int count, Lanes *t) 
 }
 
 // The inverse: `count` planes of `size` floats at y from the tile.
-GRAFT_PLANE_LOOP void scatter(const Lanes *t, int64_t size, int count, float *y) {
+GRAFT_PLANE_LOOP void scatter(const Lanes* t, int64_t size, int count, float* y) {
   Lanes r[kLanes];
   for (int64_t j = 0; j < size; j += kLanes) {
     const int64_t m = std::min<int64_t>(kLanes, size - j);
@@ -140,10 +140,10 @@ struct LaneGradient {
 };
 
 // x - mean, f(x) and the activation's gradient for lane l.
-GRAFT_INLINE float centred(const LaneAffine &f, int l, float x) {
+GRAFT_INLINE float centred(const LaneAffine& f, int l, float x) {
   return (x - f.k[l]) - f.centre[l];
 }
-GRAFT_INLINE float normalized(const LaneAffine &f, int l, float x) {
+GRAFT_INLINE float normalized(const LaneAffine& f, int l, float x) {
   return f.a[l] * centred(f, l, x) + f.shift[l];
 }
 GRAFT_INLINE float clamped(float v, float lo, float hi) { return std::min(std::max(v, lo), hi); }
@@ -157,8 +157,8 @@ struct Block {
   int count;
 };
 
-LaneAffine lane_affine(const BatchStatistics &st, const Block &b, const float *scale,
-                       const float *shift, double epsilon) {
+LaneAffine lane_affine(const BatchStatistics& st, const Block& b, const float* scale,
+                       const float* shift, double epsilon) {
   LaneAffine f{};  // lanes past count: zero
   for (int l = 0; l < b.count; ++l) {
     const Affine a = affine_of(st, b.c0 + l, scale, shift, epsilon);
@@ -179,8 +179,8 @@ struct LaneSums {
 // The block's batch statistics from n tiles of `size` pixels, as
 // channel_statistics computes them: sums of x - k, k the channel's first
 // value.
-GRAFT_PLANE_LOOP void lane_statistics(const Lanes *t, int64_t n, int64_t size, const Block &b,
-                                      BatchStatistics &st) {
+GRAFT_PLANE_LOOP void lane_statistics(const Lanes* t, int64_t n, int64_t size, const Block& b,
+                                      BatchStatistics& st) {
   const Lanes k = t[0];
   LaneSums sums;
   for (int64_t i = 0; i < n; ++i) {
@@ -203,8 +203,8 @@ GRAFT_PLANE_LOOP void lane_statistics(const Lanes *t, int64_t n, int64_t size, c
 }
 
 // v = clamp(f(v), lo, hi).
-GRAFT_PLANE_LOOP void normalize(Lanes *v, int64_t n, const LaneAffine &f, float lo, float hi) {
-  float *e = reinterpret_cast<float *>(v);
+GRAFT_PLANE_LOOP void normalize(Lanes* v, int64_t n, const LaneAffine& f, float lo, float hi) {
+  float* e = reinterpret_cast<float*>(v);
   for (int64_t j = 0; j < n; ++j, e += kLanes)
 #pragma omp simd
     for (int l = 0; l < kLanes; ++l) e[l] = clamped(normalized(f, l, e[l]), lo, hi);
@@ -214,25 +214,25 @@ GRAFT_PLANE_LOOP void normalize(Lanes *v, int64_t n, const LaneAffine &f, float 
 // (ow - 1) * sw + kw, with the input at (pt, pl) and zeros around.
 struct Window {
   int64_t h, w;
-  explicit Window(const Plane &p) : h((p.oh - 1) * p.sh + p.kh), w((p.ow - 1) * p.sw + p.kw) {}
+  explicit Window(const Plane& p) : h((p.oh - 1) * p.sh + p.kh), w((p.ow - 1) * p.sw + p.kw) {}
   int64_t size() const { return h * w; }
   // Where input pixel (y, x) lies in the window, or -1 when no tap reads it.
-  int64_t at(const Plane &p, int64_t y, int64_t x) const {
+  int64_t at(const Plane& p, int64_t y, int64_t x) const {
     const int64_t r = y + p.pt, c = x + p.pl;
     return r < h && c < w ? r * w + c : -1;
   }
 };
 
 // One image's padded input: clamp(f(x), lo, hi), zero around.
-GRAFT_PLANE_LOOP void pad(const Plane &p, const Window &win, const Lanes *x, const LaneAffine &f,
-                          float lo, float hi, Lanes *out) {
+GRAFT_PLANE_LOOP void pad(const Plane& p, const Window& win, const Lanes* x, const LaneAffine& f,
+                          float lo, float hi, Lanes* out) {
   std::fill_n(out, win.size(), Lanes{});
   for (int64_t y = 0; y < p.h; ++y)
     for (int64_t c = 0; c < p.w; ++c) {
       const int64_t at = win.at(p, y, c);
       if (at < 0) continue;
-      const float *in = reinterpret_cast<const float *>(x + y * p.w + c);
-      float *to = reinterpret_cast<float *>(out + at);
+      const float* in = reinterpret_cast<const float*>(x + y * p.w + c);
+      float* to = reinterpret_cast<float*>(out + at);
 #pragma omp simd
       for (int l = 0; l < kLanes; ++l) to[l] = clamped(normalized(f, l, in[l]), lo, hi);
     }
@@ -240,11 +240,11 @@ GRAFT_PLANE_LOOP void pad(const Plane &p, const Window &win, const Lanes *x, con
 
 // y = b + the convolution of the padded input with kernel w (one vector
 // per tap).
-GRAFT_PLANE_LOOP void convolve(const Plane &p, const Window &win, const Lanes *in, const Lanes *w,
-                               const Lanes &b, Lanes *y) {
+GRAFT_PLANE_LOOP void convolve(const Plane& p, const Window& win, const Lanes* in, const Lanes* w,
+                               const Lanes& b, Lanes* y) {
   for (int64_t oy = 0; oy < p.oh; ++oy)
     for (int64_t ox = 0; ox < p.ow; ++ox) {
-      const Lanes *at = in + oy * p.sh * win.w + ox * p.sw;
+      const Lanes* at = in + oy * p.sh * win.w + ox * p.sw;
       Lanes acc = b;
       for (int64_t i = 0; i < p.kh; ++i)
         for (int64_t j = 0; j < p.kw; ++j) acc += at[i * win.w + j] * w[i * p.kw + j];
@@ -254,11 +254,11 @@ GRAFT_PLANE_LOOP void convolve(const Plane &p, const Window &win, const Lanes *i
 
 // dw[t] += the sum of d times the padded input under tap t; db += the sum
 // of d.
-GRAFT_PLANE_LOOP void weight_sums(const Plane &p, const Window &win, const Lanes *in,
-                                  const Lanes *d, Lanes *dw, Lanes &db) {
+GRAFT_PLANE_LOOP void weight_sums(const Plane& p, const Window& win, const Lanes* in,
+                                  const Lanes* d, Lanes* dw, Lanes& db) {
   for (int64_t oy = 0; oy < p.oh; ++oy)
     for (int64_t ox = 0; ox < p.ow; ++ox) {
-      const Lanes *at = in + oy * p.sh * win.w + ox * p.sw;
+      const Lanes* at = in + oy * p.sh * win.w + ox * p.sw;
       const Lanes g = d[oy * p.ow + ox];
       db += g;
       for (int64_t i = 0; i < p.kh; ++i)
@@ -268,12 +268,12 @@ GRAFT_PLANE_LOOP void weight_sums(const Plane &p, const Window &win, const Lanes
 
 // The data gradient: each output's d spread back over its window (into
 // `window`, zeroed first), then the input's pixels cut out of it.
-GRAFT_PLANE_LOOP void spread(const Plane &p, const Window &win, const Lanes *d, const Lanes *w,
-                             Lanes *window, Lanes *dx) {
+GRAFT_PLANE_LOOP void spread(const Plane& p, const Window& win, const Lanes* d, const Lanes* w,
+                             Lanes* window, Lanes* dx) {
   std::fill_n(window, win.size(), Lanes{});
   for (int64_t oy = 0; oy < p.oh; ++oy)
     for (int64_t ox = 0; ox < p.ow; ++ox) {
-      Lanes *at = window + oy * p.sh * win.w + ox * p.sw;
+      Lanes* at = window + oy * p.sh * win.w + ox * p.sw;
       const Lanes g = d[oy * p.ow + ox];
       for (int64_t i = 0; i < p.kh; ++i)
         for (int64_t j = 0; j < p.kw; ++j) at[i * win.w + j] += g * w[i * p.kw + j];
@@ -286,11 +286,11 @@ GRAFT_PLANE_LOOP void spread(const Plane &p, const Window &win, const Lanes *d, 
 }
 
 // Sums of g and g * (x - mean), g = passed(dy, f(x)): gradient_sums.
-GRAFT_PLANE_LOOP void gradient_sums(const Lanes *x, const Lanes *dy, int64_t size,
-                                    const LaneAffine &f, float lo, float hi, LaneSums &sums) {
+GRAFT_PLANE_LOOP void gradient_sums(const Lanes* x, const Lanes* dy, int64_t size,
+                                    const LaneAffine& f, float lo, float hi, LaneSums& sums) {
   alignas(64) float s1[kLanes] = {}, s2[kLanes] = {};
-  const float *xe = reinterpret_cast<const float *>(x);
-  const float *de = reinterpret_cast<const float *>(dy);
+  const float* xe = reinterpret_cast<const float*>(x);
+  const float* de = reinterpret_cast<const float*>(dy);
   for (int64_t j = 0; j < size; ++j, xe += kLanes, de += kLanes)
 #pragma omp simd
     for (int l = 0; l < kLanes; ++l) {
@@ -302,11 +302,11 @@ GRAFT_PLANE_LOOP void gradient_sums(const Lanes *x, const Lanes *dy, int64_t siz
 }
 
 // dx = q * (x - mean) + b * passed(dy, f(x)) + r: gradient_plane.
-GRAFT_PLANE_LOOP void gradient(const Lanes *x, const Lanes *dy, Lanes *dx, int64_t size,
-                               const LaneAffine &f, float lo, float hi, const LaneGradient &g) {
-  const float *xe = reinterpret_cast<const float *>(x);
-  const float *de = reinterpret_cast<const float *>(dy);
-  float *out = reinterpret_cast<float *>(dx);
+GRAFT_PLANE_LOOP void gradient(const Lanes* x, const Lanes* dy, Lanes* dx, int64_t size,
+                               const LaneAffine& f, float lo, float hi, const LaneGradient& g) {
+  const float* xe = reinterpret_cast<const float*>(x);
+  const float* de = reinterpret_cast<const float*>(dy);
+  float* out = reinterpret_cast<float*>(dx);
   for (int64_t j = 0; j < size; ++j, xe += kLanes, de += kLanes, out += kLanes)
 #pragma omp simd
     for (int l = 0; l < kLanes; ++l)
@@ -318,10 +318,10 @@ GRAFT_PLANE_LOOP void gradient(const Lanes *x, const Lanes *dy, Lanes *dx, int64
 struct LaneKernel {
   Tile w;
   Lanes b{};
-  LaneKernel(const NormDepthwiseInputs &in, const NormDepthwiseShape &k, const Block &blk) {
+  LaneKernel(const NormDepthwiseInputs& in, const NormDepthwiseShape& k, const Block& blk) {
     w.resize(k.taps);
     std::fill_n(w.data(), k.taps, Lanes{});
-    const float *weights = in.w->data<float>();
+    const float* weights = in.w->data<float>();
     for (int l = 0; l < blk.count; ++l) {
       for (int64_t t = 0; t < k.taps; ++t) w[t][l] = weights[(blk.c0 + l) * k.taps + t];
       if (in.b) b[l] = in.b->data<float>()[blk.c0 + l];
@@ -334,24 +334,24 @@ struct Tiles {
   Tile x, x2, dy, d1, window, d2, dw;
 };
 
-Block block_at(const NormDepthwiseShape &k, int64_t index) {
+Block block_at(const NormDepthwiseShape& k, int64_t index) {
   const int64_t c0 = index * kLanes;
   return {c0, static_cast<int>(std::min<int64_t>(kLanes, k.channels - c0))};
 }
 
-int64_t blocks_of(const NormDepthwiseShape &k) { return (k.channels + kLanes - 1) / kLanes; }
+int64_t blocks_of(const NormDepthwiseShape& k) { return (k.channels + kLanes - 1) / kLanes; }
 
 // Gathers the block's planes of every image: `size` floats each.
-void gather_all(const float *x, const NormDepthwiseShape &k, const Block &b, int64_t size,
-                Tile &t) {
+void gather_all(const float* x, const NormDepthwiseShape& k, const Block& b, int64_t size,
+                Tile& t) {
   t.resize(k.n * size);
   for (int64_t i = 0; i < k.n; ++i)
     gather(x + (i * k.channels + b.c0) * size, size, b.count, t.data() + i * size);
 }
 
 // x2: the convolution of every image's normalised input.
-void convolve_all(const NormDepthwise &f, const NormDepthwiseShape &k, const LaneKernel &kernel,
-                  const LaneAffine &f1, Tiles &t) {
+void convolve_all(const NormDepthwise& f, const NormDepthwiseShape& k, const LaneKernel& kernel,
+                  const LaneAffine& f1, Tiles& t) {
   const Window win(k.p);
   const int64_t size = k.p.size(), out_size = k.p.out_size();
   t.window.resize(win.size());
@@ -362,12 +362,12 @@ void convolve_all(const NormDepthwise &f, const NormDepthwiseShape &k, const Lan
   }
 }
 
-const float *data(const Tensor *t) { return t ? t->data<float>() : nullptr; }
+const float* data(const Tensor* t) { return t ? t->data<float>() : nullptr; }
 
 // The block's ChannelGradient, its dscale and dshift written.
-LaneGradient lane_gradient(const BatchStatistics &st, const Block &b, double count,
-                           const float *scale, double epsilon, const LaneSums &sums, Tensor *dscale,
-                           Tensor *dshift) {
+LaneGradient lane_gradient(const BatchStatistics& st, const Block& b, double count,
+                           const float* scale, double epsilon, const LaneSums& sums, Tensor* dscale,
+                           Tensor* dshift) {
   LaneGradient g{};
   for (int l = 0; l < b.count; ++l) {
     const int64_t c = b.c0 + l;
@@ -379,9 +379,9 @@ LaneGradient lane_gradient(const BatchStatistics &st, const Block &b, double cou
   return g;
 }
 
-void forward_block(const NormDepthwise &f, const NormDepthwiseInputs &in,
-                   const NormDepthwiseShape &k, const Block &b, NormDepthwiseStatistics &st,
-                   Tensor &y, Tiles &t) {
+void forward_block(const NormDepthwise& f, const NormDepthwiseInputs& in,
+                   const NormDepthwiseShape& k, const Block& b, NormDepthwiseStatistics& st,
+                   Tensor& y, Tiles& t) {
   const int64_t size = k.p.size(), out_size = k.p.out_size();
   gather_all(in.x->data<float>(), k, b, size, t.x);
   lane_statistics(t.x.data(), k.n, size, b, st.before);
@@ -395,10 +395,10 @@ void forward_block(const NormDepthwise &f, const NormDepthwiseInputs &in,
     scatter(t.x2.data() + i * out_size, out_size, b.count, y.data<float>() + k.out_at(i, b.c0));
 }
 
-void backward_block(const NormDepthwise &f, const BatchStatistics &before,
-                    const BatchStatistics &after, const NormDepthwiseInputs &in,
-                    const NormDepthwiseShape &k, const Block &b, const Tensor &dy,
-                    const NormDepthwiseGradients &grads, Tiles &t) {
+void backward_block(const NormDepthwise& f, const BatchStatistics& before,
+                    const BatchStatistics& after, const NormDepthwiseInputs& in,
+                    const NormDepthwiseShape& k, const Block& b, const Tensor& dy,
+                    const NormDepthwiseGradients& grads, Tiles& t) {
   const Window win(k.p);
   const int64_t size = k.p.size(), out_size = k.p.out_size();
   const LaneKernel kernel(in, k, b);
@@ -434,7 +434,7 @@ void backward_block(const NormDepthwise &f, const BatchStatistics &before,
       for (int l = 0; l < kLanes; ++l) db[l] += db_image[l];
     }
     if (!wants_dy1) continue;
-    Lanes *d1 = t.d1.data() + i * size;
+    Lanes* d1 = t.d1.data() + i * size;
     spread(k.p, win, t.d2.data(), kernel.w.data(), t.window.data(), d1);
     gradient_sums(t.x.data() + i * size, d1, size, f1, f.before.lo, f.before.hi, sums1);
   }
@@ -450,7 +450,7 @@ void backward_block(const NormDepthwise &f, const BatchStatistics &before,
                                         f.before.epsilon, sums1, grads.dscale1, grads.dshift1);
   if (!grads.dx) return;
   for (int64_t i = 0; i < k.n; ++i) {
-    Lanes *d1 = t.d1.data() + i * size;
+    Lanes* d1 = t.d1.data() + i * size;
     gradient(t.x.data() + i * size, d1, d1, size, f1, f.before.lo, f.before.hi, g1);
     scatter(d1, size, b.count, grads.dx->data<float>() + k.in_at(i, b.c0));
   }
@@ -461,10 +461,10 @@ void backward_block(const NormDepthwise &f, const BatchStatistics &before,
 // Measured on MobileNetV2's blocks at batch 32, forward and backward: 7x7
 // 960 channels 15 -> 7 ms, 14x14 to 7x7 (stride 2) 11 -> 9 ms; but 14x14
 // 576 channels 11 -> 14 ms, where the block's tiles (400 kB each) crowd L2.
-bool runs_in_lanes(const Plane &p) { return p.size() <= 14 * 14 && p.out_size() <= 7 * 7; }
+bool runs_in_lanes(const Plane& p) { return p.size() <= 14 * 14 && p.out_size() <= 7 * 7; }
 
-void lanes_forward(const NormDepthwise &f, const NormDepthwiseInputs &in,
-                   const NormDepthwiseShape &k, NormDepthwiseStatistics &st, Tensor &y) {
+void lanes_forward(const NormDepthwise& f, const NormDepthwiseInputs& in,
+                   const NormDepthwiseShape& k, NormDepthwiseStatistics& st, Tensor& y) {
 #pragma omp parallel for num_threads(loop_threads(in.x->numel())) schedule(static)
   for (int64_t index = 0; index < blocks_of(k); ++index) {
     thread_local Tiles t;
@@ -472,10 +472,10 @@ void lanes_forward(const NormDepthwise &f, const NormDepthwiseInputs &in,
   }
 }
 
-void lanes_backward(const NormDepthwise &f, const BatchStatistics &before,
-                    const BatchStatistics &after, const NormDepthwiseInputs &in,
-                    const NormDepthwiseShape &k, const Tensor &dy,
-                    const NormDepthwiseGradients &grads) {
+void lanes_backward(const NormDepthwise& f, const BatchStatistics& before,
+                    const BatchStatistics& after, const NormDepthwiseInputs& in,
+                    const NormDepthwiseShape& k, const Tensor& dy,
+                    const NormDepthwiseGradients& grads) {
 #pragma omp parallel for num_threads(loop_threads(in.x->numel())) schedule(static)
   for (int64_t index = 0; index < blocks_of(k); ++index) {
     thread_local Tiles t;

@@ -17,16 +17,16 @@ struct NormDepthwiseShape {
 };
 
 // Whether the planes are small enough for the lanes form.
-bool runs_in_lanes(const Plane &p);
+bool runs_in_lanes(const Plane& p);
 
 // The forward and backward passes in the lanes form: as
 // norm_depthwise_forward and norm_depthwise_backward, without the running
 // statistics' update.
-void lanes_forward(const NormDepthwise &f, const NormDepthwiseInputs &in,
-                   const NormDepthwiseShape &k, NormDepthwiseStatistics &st, Tensor &y);
-void lanes_backward(const NormDepthwise &f, const BatchStatistics &before,
-                    const BatchStatistics &after, const NormDepthwiseInputs &in,
-                    const NormDepthwiseShape &k, const Tensor &dy,
-                    const NormDepthwiseGradients &grads);
+void lanes_forward(const NormDepthwise& f, const NormDepthwiseInputs& in,
+                   const NormDepthwiseShape& k, NormDepthwiseStatistics& st, Tensor& y);
+void lanes_backward(const NormDepthwise& f, const BatchStatistics& before,
+                    const BatchStatistics& after, const NormDepthwiseInputs& in,
+                    const NormDepthwiseShape& k, const Tensor& dy,
+                    const NormDepthwiseGradients& grads);
 
 }  // namespace graft::backend
