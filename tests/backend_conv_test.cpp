@@ -1,5 +1,7 @@
 // Conv's oneDNN kernels against the reference kernel: forward, dX, dW and
 // dB over a table of shapes and attributes.
+#include <algorithm>
+
 #include "backend_test_util.h"
 
 namespace graft::test {
@@ -29,6 +31,10 @@ const std::vector<ConvRow> kConvRows = {
     {"first conv: 3 channels, stride 2",
      {1, 3, 15, 15},
      {8, 3, 3, 3},
+     {{"strides", Ints{2, 2}}, {"pads", Ints{1, 1, 1, 1}}}},
+    {"first conv in bands of output rows, the last shorter",
+     {2, 3, 281, 81},
+     {4, 3, 3, 3},
      {{"strides", Ints{2, 2}}, {"pads", Ints{1, 1, 1, 1}}}},
     {"stride 2x1", {3, 4, 9, 8}, {5, 4, 3, 3}, {{"strides", Ints{2, 1}}}},
     {"asymmetric pads", {3, 4, 7, 6}, {5, 4, 3, 2}, {{"pads", Ints{0, 1, 2, 0}}}},
@@ -143,11 +149,28 @@ TEST(BackendConv, MatchesReferenceOverTheTable) {
 TEST(BackendConv, EachGradientAlone) {
   // The backward pass writes only what is asked for; the rest comes from
   // scratch (dW without dB and the reverse share one primitive).
-  for (const ConvRow& row : {kConvRows[1], kConvRows[3], kConvRows[16]}) {
+  for (const ConvRow& row : {kConvRows[1], kConvRows[3], kConvRows[17]}) {
     for (std::vector<int> wanted : {std::vector<int>{0}, {1}, {2}, {1, 2}, {0, 2}}) {
       FastCase fc = conv_case(row);
       fc.wanted = wanted;
       SCOPED_TRACE(::testing::Message() << row.name << ", gradient of input " << wanted[0]);
+      expect_fast_matches_reference(fc);
+    }
+  }
+}
+
+// Few input values under the window (unfolded_conv.cpp): the weights' and
+// bias's gradients without the input's, as of a network's first layer.
+TEST(BackendConv, FewInputChannelsWithoutTheInputGradient) {
+  for (const char* name : {"first conv: 3 channels, stride 2",
+                           "first conv in bands of output rows, the last shorter",
+                           "pads larger than needed", "asymmetric pads"}) {
+    const ConvRow& row = *std::find_if(kConvRows.begin(), kConvRows.end(),
+                                       [&](const ConvRow& r) { return r.name == std::string(name); });
+    for (std::vector<int> wanted : {std::vector<int>{1}, {2}, {1, 2}}) {
+      FastCase fc = conv_case(row);
+      fc.wanted = wanted;
+      SCOPED_TRACE(::testing::Message() << name << ", gradients of " << wanted.size() << " inputs");
       expect_fast_matches_reference(fc);
     }
   }

@@ -7,8 +7,8 @@
 // graft's plain NCHW on both sides it falls back to im2col + GEMM, 5x
 // slower on those shapes even counting the reorders at each end that
 // choosing freely costs. The reordered copies live in per-thread scratch.
-// Pointwise and depthwise convolutions take other roads (pointwise.cpp,
-// depthwise.cpp).
+// Pointwise, depthwise and few-input-channel convolutions take other roads
+// (pointwise.cpp, depthwise.cpp, unfolded_conv.cpp).
 #include <algorithm>
 #include <optional>
 
@@ -127,6 +127,7 @@ bool conv_forward(const ops::KernelContext& c) {
   std::optional<ConvCase> k = conv_case(c.node, c.in(0).shape(), c.in(1).shape(), bias != nullptr);
   if (!k) return false;
   if (k->pointwise() && pointwise_forward(c, *k)) return true;
+  if (k->unfolds() && unfolded_forward(c, *k)) return true;
   if (k->depthwise()) return depthwise_forward(c, *k);
   auto e =
       cached<ConvForward>(k->key("conv"), macs_cost(k->macs()), [&] { return build_forward(*k); });
@@ -150,6 +151,7 @@ bool conv_backward(const ops::BackwardContext& c) {
   std::optional<ConvCase> k = conv_case(c.node, c.in(0).shape(), c.in(1).shape(), true);
   if (!k) return false;
   if (k->pointwise() && pointwise_backward(c, *k)) return true;
+  if (k->unfolds() && unfolded_backward(c, *k)) return true;
   if (k->depthwise()) return depthwise_backward(c, *k);
   auto e = cached<ConvBackward>(k->key("conv_backward"), macs_cost(k->macs()),
                                 [&] { return build_backward(*k); });

@@ -38,6 +38,14 @@ struct ConvCase {
     return plain;
   }
 
+  // 2-D, one group, no dilation, few input values under the window (a
+  // network's first layer): unfolded_conv.cpp.
+  bool unfolds() const {
+    bool plain = x.size() == 4 && w.size() == 4 && x[1] * w[2] * w[3] <= 32 && !pointwise();
+    for (int64_t d : dilates) plain = plain && d == 0;
+    return plain;
+  }
+
   std::string key(const char* what) const {
     return fmt::format("{} x{} w{} y{} b{} s{} d{} l{} r{}", what, key_dims(x), key_dims(w),
                        key_dims(y), bias, key_dims(strides), key_dims(dilates), key_dims(pad_l),
@@ -74,6 +82,11 @@ inline std::optional<ConvCase> conv_case(const Node& node, const Shape& x, const
 // primitives are not fast kernels, so the convolution primitives run it.
 bool pointwise_forward(const ops::KernelContext& c, const ConvCase& k);
 bool pointwise_backward(const ops::BackwardContext& c, const ConvCase& k);
+// The few-input-channels case as products over the unfolded input
+// (unfolded_conv.cpp); the backward declines when the input's gradient is
+// wanted.
+bool unfolded_forward(const ops::KernelContext& c, const ConvCase& k);
+bool unfolded_backward(const ops::BackwardContext& c, const ConvCase& k);
 // The depthwise case as loops on NCHW (depthwise.cpp).
 bool depthwise_forward(const ops::KernelContext& c, const ConvCase& k);
 bool depthwise_backward(const ops::BackwardContext& c, const ConvCase& k);

@@ -11,13 +11,11 @@
 // Each product is built before any runs, and a product oneDNN would run on
 // its reference implementation declines, so the convolution primitives
 // (conv.cpp) take the case instead.
-#include <omp.h>
-
 #include <algorithm>
 #include <vector>
 
 #include "backend/conv_case.h"
-#include "backend/dnnl_util.h"
+#include "backend/products.h"
 
 namespace graft::backend {
 
@@ -31,44 +29,6 @@ Plan plan_of(const ConvCase& k) {
   return {k.x[0], k.y[1], k.x[1], shape_numel(Shape(k.x.begin() + 2, k.x.end()))};
 }
 
-struct Product {
-  int64_t cost = 0;
-  dnnl::matmul prim;
-  memory::desc src, weights, dst;
-};
-
-// dst (+)= src . weights; nullptr when oneDNN has only its reference
-// implementation for these layouts.
-std::shared_ptr<Product> product(const std::string& key, const memory::desc& src,
-                                 const memory::desc& weights, const memory::desc& dst, int64_t macs,
-                                 bool accumulate) {
-  return cached<Product>(key, macs_cost(macs), [&]() -> std::shared_ptr<Product> {
-    dnnl::primitive_attr attr = attributes();
-    if (accumulate) {
-      dnnl::post_ops ops;
-      ops.append_sum(1.0f);
-      attr.set_post_ops(ops);
-    }
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weights, dst), attr, engine());
-    if (std::string(pd.impl_info_str()).find("ref") != std::string::npos) return nullptr;
-    auto e = std::make_shared<Product>();
-    e->cost = macs_cost(macs);
-    e->prim = dnnl::matmul(pd);
-    e->src = src;
-    e->weights = weights;
-    e->dst = dst;
-    return e;
-  });
-}
-
-void run(const Product& p, const void* src, const void* weights, void* dst) {
-  execute(p.prim,
-          {{DNNL_ARG_SRC, wrap(p.src, src)},
-           {DNNL_ARG_WEIGHTS, wrap(p.weights, weights)},
-           {DNNL_ARG_DST, wrap(p.dst, dst)}},
-          p.cost);
-}
-
 // dW += dY[n] . X[n]^T, one image's product.
 std::shared_ptr<Product> weight_product(const ConvCase& k, const Plan& p) {
   return product(k.key("pointwise_dw"), plain_md({p.out_c, p.plane}),
@@ -76,10 +36,9 @@ std::shared_ptr<Product> weight_product(const ConvCase& k, const Plan& p) {
                  p.out_c * p.in_c * p.plane, true);
 }
 
-// dW = the sum over images of dY[n] . X[n]^T. On planes of 14x14 and more
-// each thread sums its share of the images with products of its own, and
-// the shares are added: each product is too narrow (C_out x C_in) for the
-// threads to share it well. Measured at batch 32 on MobileNetV2's layers:
+// dW = the sum over images of dY[n] . X[n]^T; on planes of 14x14 and more
+// each thread sums a share of the images (per_thread_sums). Measured at
+// batch 32 on MobileNetV2's layers:
 // 144->24 at 56x56 6.9 -> 4.0 ms, 32->16 at 112x112 7.0 -> 3.7 ms, 20-30%
 // less at 14x14; at 7x7 the products are wide and the adding costs more.
 void weight_gradient(const ConvCase& k, const Plan& p, const float* x, const float* dy,
@@ -91,25 +50,12 @@ void weight_gradient(const ConvCase& k, const Plan& p, const float* x, const flo
     SerialScope serial;
     if (!weight_product(k, p)) threads = 1;  // each thread's product is made the same way
   }
-  std::vector<std::vector<float>> shares(threads);
-  auto sum_images = [&](const Product& product, int64_t first, int64_t last, float* sum) {
-    std::fill_n(sum, dw.numel(), 0.0f);
-    for (int64_t n = first; n < last; ++n)
-      run(product, dy + n * p.out_c * p.plane, x + n * p.in_c * p.plane, sum);
-  };
-  if (threads == 1) return sum_images(*weight_product(k, p), 0, p.batch, dw.data<float>());
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num();
-    SerialScope serial;
-    std::shared_ptr<Product> mine = weight_product(k, p);
-    if (t > 0) shares[t].resize(dw.numel());
-    sum_images(*mine, p.batch * t / threads, p.batch * (t + 1) / threads,
-               t > 0 ? shares[t].data() : dw.data<float>());
-  }
-  float* sum = dw.data<float>();
-  for (int t = 1; t < threads; ++t)
-    for (int64_t e = 0; e < dw.numel(); ++e) sum[e] += shares[t][e];
+  per_thread_sums(threads, p.batch, dw.numel(), dw.data<float>(),
+                  [&](int64_t first, int64_t last, float* sum) {
+                    std::shared_ptr<Product> mine = weight_product(k, p);
+                    for (int64_t n = first; n < last; ++n)
+                      run(*mine, dy + n * p.out_c * p.plane, x + n * p.in_c * p.plane, sum);
+                  });
 }
 
 }  // namespace
