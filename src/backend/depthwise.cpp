@@ -374,10 +374,7 @@ void backward_data_plane(const Plane& p, const float* dy, const float* turned, f
   if (p.kh == 3 && p.kw == 3 && p.sw == 2) {
     float w[9];
     for (int k = 0; k < 9; ++k) w[k] = turned[8 - k];  // turned back
-    if (has_avx512()) {
-      row.resize(round_up(p.w + p.pl) + 2 * kLanes);
-      return avx512::backward_data_s2(p, dy, w, dx, row.data());
-    }
+    if (has_avx512()) return avx512::backward_data_s2(p, dy, w, dx);
     return backward_data_3x3_s2(p, dy, w, dx, spread, row);
   }
   spread.assign(t.size(), 0.0f);

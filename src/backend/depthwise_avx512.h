@@ -33,9 +33,8 @@ void weights(const Plane& p, const float* padded, int64_t part, const float* dy,
              double* db);
 
 // dx of a 3x3 window at column stride 2 from dy and the kernel w (not
-// turned), a padded dx row at a time through `row` (scratch of
-// round_up(w + pl) + 32 floats): depthwise.cpp's backward_data_3x3_s2.
-void backward_data_s2(const Plane& p, const float* dy, const float* w, float* dx, float* row);
+// turned): depthwise.cpp's backward_data_3x3_s2.
+void backward_data_s2(const Plane& p, const float* dy, const float* w, float* dx);
 
 }  // namespace avx512
 }  // namespace graft::backend
