@@ -1,13 +1,13 @@
 // The fused normalise-depthwise-normalise step on small planes, sixteen
 // channels side by side (norm_depthwise_lanes.h).
 //
-// A 7x7 plane is 49 floats and a 14x14 one 196: plane by plane
-// (norm_depthwise.cpp), each pass over a plane spends more on setting up
-// its rows, their ends and its sums than on the values. Here a block of
-// sixteen channels of each image is turned channels-last (one vector holds
-// a pixel's sixteen channels; the turn is a transpose in registers), every
-// loop runs whole vectors with no row ends, and the block's tensors (n x
-// 196 x 16 floats each at most) stay in L2 from the first pass to the last.
+// A 7x7 plane is 49 floats: plane by plane (norm_depthwise.cpp), each pass
+// over a plane spends more on setting up its rows, their ends and its sums
+// than on the values. Here a block of sixteen channels of each image is
+// turned channels-last (one vector holds a pixel's sixteen channels; the
+// turn is a transpose in registers), every loop runs whole vectors with no
+// row ends, and the block's tensors (n x 196 x 16 floats each at most, for
+// a 14x14 input) stay in L2 from the first pass to the last.
 // The sums are those of the plane form: float within an image, double
 // across images, shifted by the channel's first value (norm_planes.h).
 #include "backend/norm_depthwise_lanes.h"
@@ -460,7 +460,8 @@ void backward_block(const NormDepthwise& f, const BatchStatistics& before,
 
 // Measured on MobileNetV2's blocks at batch 32, forward and backward: 7x7
 // 960 channels 15 -> 7 ms, 14x14 to 7x7 (stride 2) 11 -> 9 ms; but 14x14
-// 576 channels 11 -> 14 ms, where the block's tiles (400 kB each) crowd L2.
+// 576 channels 11 -> 15 ms, where gathering the block from memory costs
+// more than the plane form's set-up saves.
 bool runs_in_lanes(const Plane& p) { return p.size() <= 14 * 14 && p.out_size() <= 7 * 7; }
 
 void lanes_forward(const NormDepthwise& f, const NormDepthwiseInputs& in,
