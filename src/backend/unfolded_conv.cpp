@@ -69,8 +69,9 @@ struct RowReader {
   void copy(const float* from, int64_t j, float* to) const {
     const int64_t first = p.first(j), last = p.last(j), s = j - p.pl;
     if (p.sw == 2) {
-      const float* phase = phases.data() + (s & 1) * ((p.w + 1) / 2) + Plane::floor_div(s, 2);
-      std::copy(phase + first, phase + last, to + first);
+      // Column 2q + s lies in phase s & 1 at q + floor(s / 2).
+      const int64_t at = (s & 1) * ((p.w + 1) / 2) + Plane::floor_div(s, 2) + first;
+      std::copy_n(phases.data() + at, last - first, to + first);
     } else {
       for (int64_t q = first; q < last; ++q) to[q] = from[q * p.sw + s];
     }
@@ -88,7 +89,7 @@ void unfold(const Unfolding& u, const float* x, const Band& b, float* out) {
       for (int64_t i = 0; i < p.kh; ++i) {
         const int64_t in = o * p.sh - p.pt + i;
         const bool inside = in >= 0 && in < p.h;
-        const float* from = x + (c * p.h + in) * p.w;
+        const float* from = inside ? x + (c * p.h + in) * p.w : nullptr;
         if (inside) reader.prepare(from);
         for (int64_t j = 0; j < p.kw; ++j) {
           float* to = out + ((c * p.kh + i) * p.kw + j) * width + (o - b.first) * p.ow;
