@@ -138,19 +138,19 @@ GRAFT_PLANE_LOOP PlaneSums shifted_sums(const float* x, int64_t n, float k) {
   return {s1, s2};
 }
 
-// The gradient reaching the normalised value z: dy where the activation
-// after it passed it (lo <= z <= hi, as Clip's gradient), else 0.
-inline float passed(float dy, float z, float lo, float hi) { return z >= lo && z <= hi ? dy : 0.0f; }
-
 }  // namespace
 
 void channel_statistics(const float* x, int64_t n, int64_t stride, int64_t plane, int64_t c,
                         BatchStatistics& st) {
-  const float k = st.k[c] = x[0];
+  const float k = x[0];
   PlaneSums sums;
   for (int64_t i = 0; i < n; ++i) sums += shifted_sums(x + i * stride, plane, k);
-  const double count = static_cast<double>(n * plane);
+  set_statistics(st, c, k, sums, static_cast<double>(n * plane));
+}
+
+void set_statistics(BatchStatistics& st, int64_t c, float k, const PlaneSums& sums, double count) {
   const double shifted_mean = sums.first / count;
+  st.k[c] = k;
   st.mean[c] = k + shifted_mean;
   st.var[c] = std::max(0.0, sums.second / count - shifted_mean * shifted_mean);
 }

@@ -24,8 +24,6 @@ void prefetch_plane(const float* x, int64_t n) {
   for (int64_t e = 0; e < n; e += 16) __builtin_prefetch(x + e, 0, 2);
 }
 
-const float* data(const Tensor* t) { return t ? t->data<float>() : nullptr; }
-float* data(Tensor* t) { return t ? t->data<float>() : nullptr; }
 
 // Channel c's convolution output for every image (x2, n planes) from x,
 // normalised as it is read (map).

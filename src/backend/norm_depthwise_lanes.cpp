@@ -147,9 +147,6 @@ GRAFT_INLINE float normalized(const LaneAffine& f, int l, float x) {
   return f.a[l] * centred(f, l, x) + f.shift[l];
 }
 GRAFT_INLINE float clamped(float v, float lo, float hi) { return std::min(std::max(v, lo), hi); }
-GRAFT_INLINE float passed(float g, float z, float lo, float hi) {
-  return z >= lo && z <= hi ? g : 0.0f;
-}
 
 // The channels [c0, c0 + count) side by side.
 struct Block {
@@ -192,14 +189,8 @@ GRAFT_PLANE_LOOP void lane_statistics(const Lanes* t, int64_t n, int64_t size, c
     }
     sums.add(s1, s2);
   }
-  const double count = static_cast<double>(n * size);
-  for (int l = 0; l < b.count; ++l) {
-    const int64_t c = b.c0 + l;
-    const double shifted_mean = sums.first[l] / count;
-    st.k[c] = k[l];
-    st.mean[c] = k[l] + shifted_mean;
-    st.var[c] = std::max(0.0, sums.second[l] / count - shifted_mean * shifted_mean);
-  }
+  for (int l = 0; l < b.count; ++l)
+    set_statistics(st, b.c0 + l, k[l], sums.of(l), static_cast<double>(n * size));
 }
 
 // v = clamp(f(v), lo, hi).
@@ -314,24 +305,23 @@ GRAFT_PLANE_LOOP void gradient(const Lanes* x, const Lanes* dy, Lanes* dx, int64
                g.b[l] * passed(de[l], normalized(f, l, xe[l]), lo, hi) + g.r[l];
 }
 
-// The block's kernel (one vector per tap) and bias.
-struct LaneKernel {
-  Tile w;
+// The block's kernel into w (one vector per tap); returns its bias.
+Lanes load_kernel(const NormDepthwiseInputs& in, const NormDepthwiseShape& k, const Block& blk,
+                  Tile& w) {
+  w.resize(k.taps);
+  std::fill_n(w.data(), k.taps, Lanes{});
   Lanes b{};
-  LaneKernel(const NormDepthwiseInputs& in, const NormDepthwiseShape& k, const Block& blk) {
-    w.resize(k.taps);
-    std::fill_n(w.data(), k.taps, Lanes{});
-    const float* weights = in.w->data<float>();
-    for (int l = 0; l < blk.count; ++l) {
-      for (int64_t t = 0; t < k.taps; ++t) w[t][l] = weights[(blk.c0 + l) * k.taps + t];
-      if (in.b) b[l] = in.b->data<float>()[blk.c0 + l];
-    }
+  const float* weights = in.w->data<float>();
+  for (int l = 0; l < blk.count; ++l) {
+    for (int64_t t = 0; t < k.taps; ++t) w[t][l] = weights[(blk.c0 + l) * k.taps + t];
+    if (in.b) b[l] = in.b->data<float>()[blk.c0 + l];
   }
-};
+  return b;
+}
 
 // A thread's tiles, kept from block to block.
 struct Tiles {
-  Tile x, x2, dy, d1, window, d2, dw;
+  Tile x, x2, dy, d1, window, d2, dw, kernel;
 };
 
 Block block_at(const NormDepthwiseShape& k, int64_t index) {
@@ -350,7 +340,7 @@ void gather_all(const float* x, const NormDepthwiseShape& k, const Block& b, int
 }
 
 // x2: the convolution of every image's normalised input.
-void convolve_all(const NormDepthwise& f, const NormDepthwiseShape& k, const LaneKernel& kernel,
+void convolve_all(const NormDepthwise& f, const NormDepthwiseShape& k, const Lanes& bias,
                   const LaneAffine& f1, Tiles& t) {
   const Window win(k.p);
   const int64_t size = k.p.size(), out_size = k.p.out_size();
@@ -358,11 +348,10 @@ void convolve_all(const NormDepthwise& f, const NormDepthwiseShape& k, const Lan
   t.x2.resize(k.n * out_size);
   for (int64_t i = 0; i < k.n; ++i) {
     pad(k.p, win, t.x.data() + i * size, f1, f.before.lo, f.before.hi, t.window.data());
-    convolve(k.p, win, t.window.data(), kernel.w.data(), kernel.b, t.x2.data() + i * out_size);
+    convolve(k.p, win, t.window.data(), t.kernel.data(), bias, t.x2.data() + i * out_size);
   }
 }
 
-const float* data(const Tensor* t) { return t ? t->data<float>() : nullptr; }
 
 // The block's ChannelGradient, its dscale and dshift written.
 LaneGradient lane_gradient(const BatchStatistics& st, const Block& b, double count,
@@ -387,7 +376,7 @@ void forward_block(const NormDepthwise& f, const NormDepthwiseInputs& in,
   lane_statistics(t.x.data(), k.n, size, b, st.before);
   const LaneAffine f1 =
       lane_affine(st.before, b, data(in.scale1), data(in.shift1), f.before.epsilon);
-  convolve_all(f, k, LaneKernel(in, k, b), f1, t);
+  convolve_all(f, k, load_kernel(in, k, b, t.kernel), f1, t);
   lane_statistics(t.x2.data(), k.n, out_size, b, st.after);
   const LaneAffine f2 = lane_affine(st.after, b, data(in.scale2), data(in.shift2), f.after.epsilon);
   normalize(t.x2.data(), k.n * out_size, f2, f.after.lo, f.after.hi);
@@ -401,12 +390,12 @@ void backward_block(const NormDepthwise& f, const BatchStatistics& before,
                     const NormDepthwiseGradients& grads, Tiles& t) {
   const Window win(k.p);
   const int64_t size = k.p.size(), out_size = k.p.out_size();
-  const LaneKernel kernel(in, k, b);
+  const Lanes bias = load_kernel(in, k, b, t.kernel);
   const LaneAffine f1 = lane_affine(before, b, data(in.scale1), data(in.shift1), f.before.epsilon);
   const LaneAffine f2 = lane_affine(after, b, data(in.scale2), data(in.shift2), f.after.epsilon);
   gather_all(in.x->data<float>(), k, b, size, t.x);
   gather_all(dy.data<float>(), k, b, out_size, t.dy);
-  convolve_all(f, k, kernel, f1, t);
+  convolve_all(f, k, bias, f1, t);
   LaneSums sums2;
   for (int64_t i = 0; i < k.n; ++i)
     gradient_sums(t.x2.data() + i * out_size, t.dy.data() + i * out_size, out_size, f2, f.after.lo,
@@ -435,7 +424,7 @@ void backward_block(const NormDepthwise& f, const BatchStatistics& before,
     }
     if (!wants_dy1) continue;
     Lanes* d1 = t.d1.data() + i * size;
-    spread(k.p, win, t.d2.data(), kernel.w.data(), t.window.data(), d1);
+    spread(k.p, win, t.d2.data(), t.kernel.data(), t.window.data(), d1);
     gradient_sums(t.x.data() + i * size, d1, size, f1, f.before.lo, f.before.hi, sums1);
   }
   for (int l = 0; l < b.count; ++l) {

@@ -16,6 +16,10 @@ struct NormDepthwiseShape {
   int64_t out_at(int64_t i, int64_t c) const { return (i * channels + c) * p.out_size(); }
 };
 
+// A tensor's floats, or nullptr for an absent one.
+inline const float* data(const Tensor* t) { return t ? t->data<float>() : nullptr; }
+inline float* data(Tensor* t) { return t ? t->data<float>() : nullptr; }
+
 // Whether the planes are small enough for the lanes form.
 bool runs_in_lanes(const Plane& p);
 

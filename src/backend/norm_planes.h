@@ -13,6 +13,15 @@
 
 namespace graft::backend {
 
+struct PlaneSums {
+  double first = 0, second = 0;
+  PlaneSums& operator+=(const PlaneSums& o) {
+    first += o.first;
+    second += o.second;
+    return *this;
+  }
+};
+
 // One channel's batch statistics: mean and biased variance, computed as
 // sums of x - k with k the channel's first value. Shifting by a value of the
 // data keeps E[d^2] - E[d]^2 from cancelling catastrophically when the mean
@@ -20,6 +29,9 @@ namespace graft::backend {
 // (the mean rounded to float) would not be.
 void channel_statistics(const float* x, int64_t n, int64_t stride, int64_t plane, int64_t c,
                         BatchStatistics& st);
+// Channel c's statistics from the sums of x - k and (x - k)^2 over `count`
+// values (the step channel_statistics ends with).
+void set_statistics(BatchStatistics& st, int64_t c, float k, const PlaneSums& sums, double count);
 BatchStatistics empty_statistics(int64_t channels);
 
 // The normalised value of x as the forward computes it, a * (x - mean) +
@@ -33,18 +45,14 @@ struct Affine {
 Affine affine_of(const BatchStatistics& st, int64_t c, const float* scale, const float* shift,
                  double epsilon);
 
-struct PlaneSums {
-  double first = 0, second = 0;
-  PlaneSums& operator+=(const PlaneSums& o) {
-    first += o.first;
-    second += o.second;
-    return *this;
-  }
-};
 
 // y = clamp(f(x), lo, hi).
 GRAFT_PLANE_LOOP void normalize_plane(const float* x, float* y, int64_t n, Affine f, float lo,
                                       float hi);
+// The gradient reaching the normalised value z: dy where the activation
+// after it passed it (lo <= z <= hi, as Clip's gradient), else 0.
+inline float passed(float dy, float z, float lo, float hi) { return z >= lo && z <= hi ? dy : 0.0f; }
+
 // Sum of g and of g * (x - mean), g the gradient dy passed where
 // lo <= f(x) <= hi (the activation's gradient).
 GRAFT_PLANE_LOOP PlaneSums gradient_sums(const float* x, const float* dy, int64_t n, Affine f,

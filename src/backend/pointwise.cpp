@@ -45,8 +45,7 @@ void weight_gradient(const ConvCase& k, const Plan& p, const float* x, const flo
                      Tensor& dw) {
   int threads = 1;
   if (p.plane >= 14 * 14) {
-    const int64_t macs = p.batch * p.out_c * p.in_c * p.plane;
-    threads = static_cast<int>(std::min<int64_t>(choose_threads(macs_cost(macs)), p.batch));
+    threads = image_threads(p.batch * p.out_c * p.in_c * p.plane, p.batch);
     SerialScope serial;
     if (!weight_product(k, p)) threads = 1;  // each thread's product is made the same way
   }

@@ -56,4 +56,8 @@ void per_thread_sums(int threads, int64_t n, int64_t size, float* sum,
     for (int64_t e = 0; e < size; ++e) sum[e] += shares[t][e];
 }
 
+int image_threads(int64_t macs, int64_t images) {
+  return static_cast<int>(std::min<int64_t>(choose_threads(macs_cost(macs)), images));
+}
+
 }  // namespace graft::backend

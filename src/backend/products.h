@@ -31,5 +31,8 @@ void run(const Product& p, const void* src, const void* weights, void* dst);
 // products too narrow for the threads to share one well.
 void per_thread_sums(int threads, int64_t n, int64_t size, float* sum,
                      const std::function<void(int64_t, int64_t, float*)>& each);
+// The threads for `macs` multiply-adds shared out by image: as many as
+// choose_threads gives them, at most one per image.
+int image_threads(int64_t macs, int64_t images);
 
 }  // namespace graft::backend

@@ -104,10 +104,6 @@ void unfold(const Unfolding& u, const float* x, const Band& b, float* out) {
       }
 }
 
-int image_threads(const ConvCase& k) {
-  return static_cast<int>(std::min<int64_t>(choose_threads(macs_cost(k.macs())), k.x[0]));
-}
-
 // Y's band (+)= W . U.
 std::shared_ptr<Product> output_product(const ConvCase& k, const Unfolding& u, int64_t width) {
   return product(k.key("unfolded") + std::to_string(width), plain_md({u.out_c, u.rows()}),
@@ -141,7 +137,7 @@ bool unfolded_forward(const ops::KernelContext& c, const ConvCase& k) {
   const float* x = c.in(0).data<float>();
   const float* w = c.in(1).data<float>();
   float* y = c.out(0).data<float>();
-  const int threads = image_threads(k);
+  const int threads = image_threads(k.macs(), u.batch);
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t n = 0; n < u.batch; ++n) {
     SerialScope serial;
@@ -166,7 +162,7 @@ bool unfolded_backward(const ops::BackwardContext& c, const ConvCase& k) {
   const float* x = c.in(0).data<float>();
   const float* dy = c.grad_out(0).data<float>();
   if (c.wants_grad(1))
-    per_thread_sums(image_threads(k), u.batch, c.grad_in(1).numel(), c.grad_in(1).data<float>(),
+    per_thread_sums(image_threads(k.macs(), u.batch), u.batch, c.grad_in(1).numel(), c.grad_in(1).data<float>(),
                     [&](int64_t first, int64_t last, float* sum) {
                       thread_local std::vector<float> unfolded;
                       unfolded.resize(u.rows() * u.band * u.p.ow);
