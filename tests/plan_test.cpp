@@ -182,6 +182,35 @@ TEST(ExecutionPlan, OutputsOfOneRunSurviveTheNext) {
   EXPECT_NE(first.at("pooled").data<float>()[0], second.at("pooled").data<float>()[0]);
 }
 
+// Two residual blocks in a row, then the stem added again: the second
+// projection's sum is written where its addend (the first's) lay, which no
+// later step reads; the first's is not written over the stem, which the
+// last Add still reads. The result is still the reference kernels'.
+TEST(ExecutionPlan, ResidualSumIsWrittenOverItsAddendWhenNothingReadsItLater) {
+  GraphBuilder b({2, 3, 20, 20});
+  std::string s = b.relu6("stem", b.conv("stem_conv", "x", 16, 3, 2));
+  std::string e1 = b.relu6("e1", b.conv("e1_conv", s, 32, 1));
+  std::string r1 = b.add("res1", b.conv("p1_conv", e1, 16, 1), s);
+  std::string e2 = b.relu6("e2", b.conv("e2_conv", r1, 32, 1));
+  std::string r2 = b.add("res2", b.conv("p2_conv", e2, 16, 1), r1);
+  b.g.nodes.push_back(node("GlobalAveragePool", {b.add("late", r2, s)}, {"pooled"}));
+  b.output("pooled");
+
+  const auto infos = infer_shapes(b.g, {{"x", {2, 3, 20, 20}}});
+  const std::set<std::string> none;
+  const size_t n = b.g.nodes.size();
+  ExecutionPlan plan = make_plan({b.g, infos, none, std::vector<bool>(n), std::vector<bool>(n), {}});
+  ASSERT_TRUE(plan.offsets.count(s) && plan.offsets.count(r1) && plan.offsets.count(r2));
+  EXPECT_EQ(plan.offsets.at(r2), plan.offsets.at(r1));
+  EXPECT_NE(plan.offsets.at(r1), plan.offsets.at(s));
+
+  Tensor x = uniform({2, 3, 20, 20}, 5);
+  std::map<std::string, Session::OpTime> profile;
+  auto fast = run_with(false, b.g, x, &profile);
+  EXPECT_EQ(profile.at("Conv+Add").calls, 2);
+  expect_close(fast.at("pooled"), run_with(true, b.g, x).at("pooled"), "pooled");
+}
+
 // An Add whose other operand is computed after the convolution cannot be
 // fused into it; a convolution read by two nodes keeps its output.
 TEST(ExecutionPlan, UnfusableNeighboursStillComputeTheSame) {

@@ -500,21 +500,36 @@ class Planner {
   }
 
   // Greedy placement, largest first, at the lowest offset free for the
-  // value's whole lifetime.
+  // value's whole lifetime. A fused step's output takes the place of an
+  // addend that no later step reads: the convolution then adds into it
+  // where it lies instead of copying it there first.
   void place_in_arena(ExecutionPlan& p) const {
     struct Block {
       std::string name;
       size_t size, first, last, offset = 0;
     };
     std::vector<Block> blocks;
+    std::map<std::string, size_t> block_of;
+    std::map<std::string, std::string> in_place_of;  // an output -> the block it overwrites
     for (size_t s = 0; s < p.steps.size(); ++s) {
-      for (const std::string& v : p.steps[s].writes) {
+      const PlanStep& step = p.steps[s];
+      for (const std::string& v : step.writes) {
         if (graph_outputs_.count(v) || r_.outliving.count(v)) continue;
+        auto last_use = p.last_use.find(v);
+        const size_t last = last_use == p.last_use.end() ? s : last_use->second;
+        if (v == step.y && !step.addend.empty() && step.addend != step.x &&
+            p.last_use.at(step.addend) == s)
+          if (auto a = block_of.find(step.addend); a != block_of.end()) {
+            Block& b = blocks[a->second];
+            b.last = std::max(b.last, last);
+            block_of[v] = a->second;
+            in_place_of[v] = b.name;
+            continue;
+          }
         const ValueInfo& info = r_.infos.at(v);
         size_t bytes = static_cast<size_t>(shape_numel(info.shape)) * dtype_size(info.dtype);
-        auto last = p.last_use.find(v);
-        blocks.push_back({v, std::max<size_t>(64, (bytes + 63) / 64 * 64), s,
-                          last == p.last_use.end() ? s : last->second});
+        block_of[v] = blocks.size();
+        blocks.push_back({v, std::max<size_t>(64, (bytes + 63) / 64 * 64), s, last});
       }
     }
     std::stable_sort(blocks.begin(), blocks.end(),
@@ -535,6 +550,7 @@ class Planner {
       p.offsets[b.name] = offset;
       p.arena_bytes = std::max(p.arena_bytes, offset + b.size);
     }
+    for (const auto& [v, block] : in_place_of) p.offsets[v] = p.offsets.at(block);
   }
 
   const PlanRequest& r_;
