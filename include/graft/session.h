@@ -109,6 +109,7 @@ class Session {
                                               std::vector<ValueInfo> out_infos);
 
   Graph graph_;
+  std::vector<std::string> contexts_;  // per node: what an error inside it names
   ShapeMap prepared_for_;
   // Small graph inputs whose values shapes were inferred with, when some op
   // needs them known ahead (e.g. Resize's scales fed as a graph input).

@@ -147,7 +147,7 @@ void Session::backward(const TensorMap& output_grads) {
     const auto start = std::chrono::steady_clock::now();
     if (fused && fused->norm_depthwise) {
       auto grad = [&](size_t k) { return k < grad_ptrs.size() ? grad_ptrs[k] : nullptr; };
-      with_context(node.describe(), [&] {
+      with_context(contexts_[i], [&] {
         backend::norm_depthwise_backward(
             *fused->norm_depthwise, plan.norm_statistics.at(fused->node),
             plan.norm_statistics.at(fused->fused[2]), norm_depthwise_inputs(*fused, saved_),
@@ -156,7 +156,7 @@ void Session::backward(const TensorMap& output_grads) {
              grad(kNdScale2), grad(kNdShift2)});
       });
     } else if (fused) {
-      with_context(node.describe(), [&] {
+      with_context(contexts_[i], [&] {
         backend::norm_activation_backward(
             *fused->norm_activation, plan.norm_statistics.at(fused->node), *inputs[0], *inputs[1],
             *inputs[2], *grad_outputs[0], grad_ptrs[0], grad_ptrs[1], grad_ptrs[2]);
@@ -165,7 +165,7 @@ void Session::backward(const TensorMap& output_grads) {
       // run() counted its step after the forward: the forward's seed is step - 1's.
       ops::BackwardContext ctx{node,         graph_.opset, training_ && trains_[i], inputs, outputs,
                                grad_outputs, grad_ptrs,    node_seed(i, step_ - 1)};
-      with_context(node.describe(), [&] { ops::run_backward(ctx); });
+      with_context(contexts_[i], [&] { ops::run_backward(ctx); });
     }
     if (profiling_) {
       OpTime& t = profile_[(fused ? fused->label : node.op_type) + " backward"];

@@ -86,6 +86,12 @@ class Planner {
     }
     place_in_arena(p);
     for (const std::string& v : graph_outputs_) p.last_use[v] = SIZE_MAX;  // returned by the run
+    for (size_t s = 0; s < p.steps.size(); ++s)
+      for (const std::string& v : p.steps[s].reads)
+        if (p.last_use.at(v) == s && !r_.infos.at(v).constant.defined() &&
+            std::find(p.steps[s].releases.begin(), p.steps[s].releases.end(), v) ==
+                p.steps[s].releases.end())
+          p.steps[s].releases.push_back(v);
     return p;
   }
 

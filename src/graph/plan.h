@@ -39,6 +39,7 @@ struct PlanStep {
   std::string label;                         // for the profile: "Conv+BatchNormalization+Clip"
   std::vector<std::string> reads;            // the values the step reads
   std::vector<std::string> writes;           // and those it writes
+  std::vector<std::string> releases;         // what no later step reads (its arena slice is then reused)
 };
 
 struct ExecutionPlan {

@@ -13,6 +13,7 @@ namespace graft {
 Session::Session(Graph graph) : graph_(std::move(graph)) {
   graph_.sort_topologically();
   validate_ops(graph_);
+  for (const Node& n : graph_.nodes) contexts_.push_back(n.describe());
   for (const std::string& name : graph_.trainable) {
     auto it = graph_.initializers.find(name);
     GRAFT_CHECK(it != graph_.initializers.end(), kNotFound,
@@ -156,7 +157,7 @@ TensorMap Session::run(const TensorMap& inputs) {
     const Node& node = graph_.nodes[i];
     const bool train_node = training_ && trains_[i];
     const auto start = std::chrono::steady_clock::now();
-    with_context(node.describe(), [&] {
+    with_context(contexts_[i], [&] {
       if (step.conv) {
         Tensor y = make_value(plan, step.y);
         backend::run_fused_conv(*step.conv, values.at(step.x),
@@ -215,13 +216,7 @@ TensorMap Session::run(const TensorMap& inputs) {
       for (const std::string& name : step.reads) saved_[name] = values.at(name);
       for (const std::string& name : step.writes) saved_[name] = values.at(name);
     }
-    // Release what no later step reads (its arena slice is then reused).
-    for (const std::string& name : step.reads) {
-      auto it = plan.last_use.find(name);
-      if (it != plan.last_use.end() && it->second == s &&
-          !infos_.at(name).constant.defined())
-        values.erase(name);
-    }
+    for (const std::string& name : step.releases) values.erase(name);
   }
   if (training_) ++step_;
   TensorMap outputs;
