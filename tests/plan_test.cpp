@@ -261,6 +261,36 @@ TEST(ExecutionPlan, TransposeAndZeroPadJoinTheConvolution) {
   EXPECT_EQ(profile["Pad"].calls, 2);
 }
 
+// A GlobalAveragePool reads the convolution before it as that one stores it,
+// channels-last, with no reorder between; a second reader that needs NCHW
+// (a graph output) keeps the value NCHW. Both compute what the reference
+// kernels do (two images of 64x32x16: the pooling runs on two threads).
+TEST(ExecutionPlan, GlobalAveragePoolReadsAConvolutionsOutputChannelsLast) {
+  for (bool also_output : {false, true}) {
+    GraphBuilder b({2, 8, 32, 16});
+    std::string h = b.relu6("h", b.conv("h_conv", "x", 16, 3));
+    std::string y = b.unary("Relu", "y", b.conv("y_conv", h, 64, 1));
+    b.g.nodes.push_back(node("GlobalAveragePool", {y}, {"pooled"}));
+    b.output("pooled");
+    if (also_output) b.output(y);
+
+    const auto infos = infer_shapes(b.g, {{"x", {2, 8, 32, 16}}});
+    const std::set<std::string> none;
+    const size_t n = b.g.nodes.size();
+    ExecutionPlan plan =
+        make_plan({b.g, infos, none, std::vector<bool>(n), std::vector<bool>(n), {}});
+    EXPECT_EQ(plan.channels_last.count(y), also_output ? 0u : 1u);
+    ASSERT_EQ(plan.steps.back().node, static_cast<int>(n - 1));
+    EXPECT_EQ(plan.steps.back().x_channels_last, !also_output);
+
+    Tensor x = uniform({2, 8, 32, 16}, 11);
+    auto fast = run_with(false, b.g, x);
+    auto ref = run_with(true, b.g, x);
+    expect_close(fast.at("pooled"), ref.at("pooled"), "pooled");
+    if (also_output) expect_close(fast.at(y), ref.at(y), y);
+  }
+}
+
 // A convolution whose output nothing reads (dead code in a model file) is
 // planned and run like any other.
 TEST(ExecutionPlan, UnusedConvolutionOutput) {

@@ -25,6 +25,9 @@ bool conv_backward(const ops::BackwardContext& c);
 // MaxPool (without the Indices output), AveragePool and GlobalAveragePool.
 bool pool_forward(const ops::KernelContext& c);
 bool pool_backward(const ops::BackwardContext& c);
+// GlobalAveragePool of float32 x (N, C, H, W) stored channels-last, as the
+// plan keeps a fused convolution's output for it, into y (N, C, 1, 1).
+void global_average_pool_channels_last(const Tensor& x, Tensor& y);
 
 // BatchNormalization with one statistic per channel. `batch_statistics`:
 // the op runs its training form (normalise with the batch's mean and

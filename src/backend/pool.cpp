@@ -10,9 +10,11 @@
 //   input; oneDNN divides by the whole window);
 // - MaxPool's Indices output (oneDNN's workspace is not ONNX's indices).
 #include <optional>
+#include <vector>
 
 #include "backend/backend.h"
 #include "backend/dnnl_util.h"
+#include "backend/loops.h"
 #include "ops/conv_geometry.h"
 
 namespace graft::backend {
@@ -175,6 +177,31 @@ bool pool_backward(const ops::BackwardContext& c) {
   execute(e->backward, args, k->cost());
   count_served();
   return true;
+}
+
+namespace {
+
+// sum[k] += the channel k value of each of `pixels` pixels of c channels.
+GRAFT_PLANE_LOOP void sum_pixels(const float* x, int64_t pixels, int64_t c, double* sum) {
+  for (int64_t p = 0; p < pixels; ++p)
+    for (int64_t k = 0; k < c; ++k) sum[k] += x[p * c + k];
+}
+
+}  // namespace
+
+void global_average_pool_channels_last(const Tensor& x, Tensor& y) {
+  const int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
+  const float* px = x.data<float>();
+  float* py = y.data<float>();
+  // Summed in double, as the reference kernel does, a pixel's channels at a time.
+#pragma omp parallel for num_threads(loop_threads(x.numel())) schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    thread_local std::vector<double> sum;
+    sum.assign(c, 0.0);
+    sum_pixels(px + i * hw * c, hw, c, sum.data());
+    for (int64_t k = 0; k < c; ++k)
+      py[i * c + k] = static_cast<float>(hw == 0 ? 0.0 : sum[k] / static_cast<double>(hw));
+  }
 }
 
 }  // namespace graft::backend

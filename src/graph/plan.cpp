@@ -131,6 +131,14 @@ class Planner {
 
   bool is_f32(const std::string& name) const { return r_.infos.at(name).dtype == DType::kF32; }
 
+  // Whether node j, run by itself, is a GlobalAveragePool that can read its
+  // input channels-last (backend::global_average_pool_channels_last).
+  bool pools_channels_last(int j) const {
+    const Node& n = nodes_[j];
+    return n.op_type == "GlobalAveragePool" && !r_.alone[j] && n.outputs.size() == 1 &&
+           is_f32(n.inputs[0]);
+  }
+
   // The one node reading `value`, which is not a graph output.
   int only_reader(const std::string& value) const {
     auto it = readers_.find(value);
@@ -476,8 +484,9 @@ class Planner {
         bool all_fused = true;
         for (int reader : readers->second) {
           auto it = step_of_node.find(reader);
-          all_fused = all_fused && it != step_of_node.end() &&
-                      (it->second->x == s.y || it->second->addend == s.y);
+          all_fused = all_fused && ((it != step_of_node.end() &&
+                                     (it->second->x == s.y || it->second->addend == s.y)) ||
+                                    pools_channels_last(reader));
         }
         if (all_fused) cl.insert(s.y);
       }
@@ -500,6 +509,9 @@ class Planner {
       }
       if (made) {
         p.channels_last = cl;
+        for (PlanStep& s : p.steps)
+          if (s.y.empty() && pools_channels_last(s.node) && cl.count(nodes_[s.node].inputs[0]))
+            s.x_channels_last = true;
         return;
       }
     }

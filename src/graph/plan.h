@@ -30,7 +30,7 @@ struct PlanStep {
   std::vector<int> fused;  // nodes after it that this step computes too
   int pad = -1;            // a Pad before it whose padding the Conv does
   int transpose = -1;      // a Transpose from NHWC before it: x is read channels-last
-  bool x_channels_last = false;
+  bool x_channels_last = false;  // x is stored channels-last (a fused step's, or a GlobalAveragePool's)
   std::shared_ptr<backend::FusedConv> conv;  // set for a fused step
   std::string x, addend, y;                  // a fused step's input, addend ("" if none), output
   std::optional<backend::NormActivation> norm_activation;  // set for a fused training BatchNormalization

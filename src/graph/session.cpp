@@ -186,6 +186,12 @@ TensorMap Session::run(const TensorMap& inputs) {
         values[out] = std::move(y);
         return;
       }
+      if (step.x_channels_last) {  // a GlobalAveragePool (plan.h)
+        Tensor y = make_value(plan, node.outputs[0]);
+        backend::global_average_pool_channels_last(values.at(node.inputs[0]), y);
+        values[node.outputs[0]] = std::move(y);
+        return;
+      }
       std::vector<const Tensor*> in;
       for (const std::string& name : node.inputs) in.push_back(name.empty() ? nullptr : &values.at(name));
       if (train_node && node.op_type == "BatchNormalization") {
