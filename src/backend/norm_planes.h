@@ -3,7 +3,10 @@
 // normalise-depthwise-normalise step (norm_depthwise.cpp). A channel's
 // values are n planes of `plane` floats, `stride` floats apart (NCHW:
 // stride = channels * plane). The plane loops are vectorized float sums
-// (loops.h), added up in double per plane.
+// (loops.h), added up in double per plane. They are declared here without
+// their target_clones attribute, so that callers in other files call the
+// one resolved function rather than emit resolvers of their own (which the
+// linker may keep in place of batch_norm.cpp's, with no clones to call).
 #pragma once
 
 #include <cstdint>
@@ -21,6 +24,9 @@ struct PlaneSums {
     return *this;
   }
 };
+
+// Sum of x - k and of (x - k)^2 over n floats, in float.
+PlaneSums shifted_sums(const float* x, int64_t n, float k);
 
 // One channel's batch statistics: mean and biased variance, computed as
 // sums of x - k with k the channel's first value. Shifting by a value of the
@@ -47,7 +53,7 @@ Affine affine_of(const BatchStatistics& st, int64_t c, const float* scale, const
 
 
 // y = clamp(f(x), lo, hi).
-GRAFT_PLANE_LOOP void normalize_plane(const float* x, float* y, int64_t n, Affine f, float lo,
+void normalize_plane(const float* x, float* y, int64_t n, Affine f, float lo,
                                       float hi);
 // The gradient reaching the normalised value z: dy where the activation
 // after it passed it (lo <= z <= hi, as Clip's gradient), else 0.
@@ -55,7 +61,7 @@ inline float passed(float dy, float z, float lo, float hi) { return z >= lo && z
 
 // Sum of g and of g * (x - mean), g the gradient dy passed where
 // lo <= f(x) <= hi (the activation's gradient).
-GRAFT_PLANE_LOOP PlaneSums gradient_sums(const float* x, const float* dy, int64_t n, Affine f,
+PlaneSums gradient_sums(const float* x, const float* dy, int64_t n, Affine f,
                                          float lo, float hi);
 
 // Channel c's input gradient from the sums of gradient_sums over all its
@@ -67,7 +73,7 @@ struct ChannelGradient {
 ChannelGradient channel_gradient(const BatchStatistics& st, int64_t c, double count, float scale,
                                  double epsilon, PlaneSums sums);
 // dx = q * (x - mean) + b * g + r; dx may be dy (in place).
-GRAFT_PLANE_LOOP void gradient_plane(const float* x, const float* dy, float* dx, int64_t n,
+void gradient_plane(const float* x, const float* dy, float* dx, int64_t n,
                                      Affine f, float lo, float hi, ChannelGradient g);
 
 // out = running * momentum + batch * factor * (1 - momentum).
