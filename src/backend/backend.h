@@ -129,44 +129,6 @@ void norm_depthwise_backward(const NormDepthwise& f, const BatchStatistics& befo
                              const BatchStatistics& after, const NormDepthwiseInputs& in,
                              const Tensor& dy, const NormDepthwiseGradients& grads);
 
-// --- The expanding pointwise Conv before them too, in training ------------
-//
-// An inverted residual block's expansion (a 1x1 Conv from few channels to
-// many) and the block middle after it. The expansion's output E, the
-// block's widest tensor, is never stored: it is made again from x, band by
-// band of rows, where it is read, each band staying in L2. Writing E costs
-// three to four times making it (16 -> 96 channels at 112x112, batch 32:
-// 16.6 ms with E going to memory, 4.7 ms in bands of 8 to 16 rows). Forward
-// is three passes: the first normalisation's statistics of E, the
-// depthwise convolution d of the normalised E, then y from d. d (a quarter
-// of E at stride 2) is kept for backward. Backward is three passes too:
-// the second normalisation's sums from d; then, band by band with E made
-// again, the depthwise weights' gradient and the first normalisation's
-// sums; then E's gradient, band by band, multiplied straight into the
-// expansion's weight and input gradients. Not yet in the plan.
-struct ExpandNormDepthwiseInputs {
-  const Tensor *x, *we, *be;   // x (N, Cin, H, W), the 1x1 weights (Ce, Cin, 1, 1), bias or nullptr
-  NormDepthwiseInputs middle;  // the middle's parameters (its x unused)
-};
-// As norm_depthwise_forward of E = conv(x, we) + be, with d the depthwise
-// convolution's output. `band_rows`: output rows per band, 0 to choose
-// them for L2.
-NormDepthwiseStatistics expand_norm_depthwise_forward(const NormDepthwise& f,
-                                                      const ExpandNormDepthwiseInputs& in,
-                                                      int64_t band_rows, Tensor& mean1,
-                                                      Tensor& var1, Tensor& mean2, Tensor& var2,
-                                                      Tensor& d, Tensor& y);
-struct ExpandNormDepthwiseGradients {
-  Tensor *dx, *dwe, *dbe;         // the expansion's (nullptr: not wanted)
-  NormDepthwiseGradients middle;  // the middle's (its dx unused)
-};
-// From dy, the gradient reaching y, and the forward's d and statistics.
-void expand_norm_depthwise_backward(const NormDepthwise& f, const BatchStatistics& before,
-                                    const BatchStatistics& after,
-                                    const ExpandNormDepthwiseInputs& in, const Tensor& d,
-                                    const Tensor& dy, int64_t band_rows,
-                                    const ExpandNormDepthwiseGradients& grads);
-
 // --- Fused convolutions: the execution plan's fast path -------------------
 //
 // A Conv of a graph's frozen part run as one oneDNN primitive together with

@@ -124,6 +124,9 @@ BatchStatistics empty_statistics(int64_t channels) {
           std::vector<float>(channels)};
 }
 
+namespace {
+
+// Sum of x - k and of (x - k)^2.
 GRAFT_PLANE_LOOP PlaneSums shifted_sums(const float* x, int64_t n, float k) {
   float s1 = 0, s2 = 0;
 #pragma omp simd reduction(+ : s1, s2)
@@ -134,6 +137,8 @@ GRAFT_PLANE_LOOP PlaneSums shifted_sums(const float* x, int64_t n, float k) {
   }
   return {s1, s2};
 }
+
+}  // namespace
 
 void channel_statistics(const float* x, int64_t n, int64_t stride, int64_t plane, int64_t c,
                         BatchStatistics& st) {

@@ -25,9 +25,6 @@ struct PlaneSums {
   }
 };
 
-// Sum of x - k and of (x - k)^2 over n floats, in float.
-PlaneSums shifted_sums(const float* x, int64_t n, float k);
-
 // One channel's batch statistics: mean and biased variance, computed as
 // sums of x - k with k the channel's first value. Shifting by a value of the
 // data keeps E[d^2] - E[d]^2 from cancelling catastrophically when the mean
@@ -53,16 +50,15 @@ Affine affine_of(const BatchStatistics& st, int64_t c, const float* scale, const
 
 
 // y = clamp(f(x), lo, hi).
-void normalize_plane(const float* x, float* y, int64_t n, Affine f, float lo,
-                                      float hi);
+void normalize_plane(const float* x, float* y, int64_t n, Affine f, float lo, float hi);
 // The gradient reaching the normalised value z: dy where the activation
 // after it passed it (lo <= z <= hi, as Clip's gradient), else 0.
 inline float passed(float dy, float z, float lo, float hi) { return z >= lo && z <= hi ? dy : 0.0f; }
 
 // Sum of g and of g * (x - mean), g the gradient dy passed where
 // lo <= f(x) <= hi (the activation's gradient).
-PlaneSums gradient_sums(const float* x, const float* dy, int64_t n, Affine f,
-                                         float lo, float hi);
+PlaneSums gradient_sums(const float* x, const float* dy, int64_t n, Affine f, float lo,
+                        float hi);
 
 // Channel c's input gradient from the sums of gradient_sums over all its
 // planes: dx = q * (x - mean) + b * g + r. Also dscale and dshift.
@@ -73,8 +69,8 @@ struct ChannelGradient {
 ChannelGradient channel_gradient(const BatchStatistics& st, int64_t c, double count, float scale,
                                  double epsilon, PlaneSums sums);
 // dx = q * (x - mean) + b * g + r; dx may be dy (in place).
-void gradient_plane(const float* x, const float* dy, float* dx, int64_t n,
-                                     Affine f, float lo, float hi, ChannelGradient g);
+void gradient_plane(const float* x, const float* dy, float* dx, int64_t n, Affine f, float lo,
+                    float hi, ChannelGradient g);
 
 // out = running * momentum + batch * factor * (1 - momentum).
 void update_running(Tensor* out, const Tensor& running, const double* batch, double factor,
