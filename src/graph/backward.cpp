@@ -147,10 +147,11 @@ void Session::backward(const TensorMap& output_grads) {
     const auto start = std::chrono::steady_clock::now();
     if (fused && fused->norm_depthwise) {
       auto grad = [&](size_t k) { return k < grad_ptrs.size() ? grad_ptrs[k] : nullptr; };
+      auto saved = [&](const std::string& v) -> const Tensor& { return saved_.at(v); };
       with_context(contexts_[i], [&] {
         backend::norm_depthwise_backward(
             *fused->norm_depthwise, plan.norm_statistics.at(fused->node),
-            plan.norm_statistics.at(fused->fused[2]), norm_depthwise_inputs(*fused, saved_),
+            plan.norm_statistics.at(fused->fused[2]), norm_depthwise_inputs(*fused, saved),
             *grad_outputs[0],
             {grad(kNdX), grad(kNdScale1), grad(kNdShift1), grad(kNdWeights), grad(kNdBias),
              grad(kNdScale2), grad(kNdShift2)});

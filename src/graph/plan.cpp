@@ -583,8 +583,9 @@ class Planner {
 
 ExecutionPlan make_plan(const PlanRequest& request) { return Planner(request).plan(); }
 
-backend::NormDepthwiseInputs norm_depthwise_inputs(const PlanStep& step, const TensorMap& values) {
-  auto at = [&](size_t k) { return k < step.reads.size() ? &values.at(step.reads[k]) : nullptr; };
+backend::NormDepthwiseInputs norm_depthwise_inputs(
+    const PlanStep& step, const std::function<const Tensor&(const std::string&)>& value) {
+  auto at = [&](size_t k) { return k < step.reads.size() ? &value(step.reads[k]) : nullptr; };
   return {at(kNdX),       at(kNdScale1), at(kNdShift1), at(kNdWeights),
           at(kNdBias),    at(kNdScale2), at(kNdShift2)};
 }

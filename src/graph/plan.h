@@ -13,6 +13,7 @@
 //   outputs, values backward() reads).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -72,7 +73,8 @@ ExecutionPlan make_plan(const PlanRequest& request);
 enum NormDepthwiseRead { kNdX, kNdScale1, kNdShift1, kNdMean1, kNdVar1, kNdScale2, kNdShift2,
                          kNdMean2, kNdVar2, kNdWeights, kNdBias };
 // A norm_depthwise step's inputs, from the values by name.
-backend::NormDepthwiseInputs norm_depthwise_inputs(const PlanStep& step, const TensorMap& values);
+backend::NormDepthwiseInputs norm_depthwise_inputs(
+    const PlanStep& step, const std::function<const Tensor&(const std::string&)>& value);
 
 // How large (bytes) a pointwise convolution's output must be for a
 // depthwise convolution reading it to be fused in (40 MiB); tests lower it.

@@ -144,11 +144,17 @@ TensorMap Session::run(const TensorMap& inputs) {
 
   const bool keep_for_backward = training_ && !parameters_.empty();
   saved_.clear();
+  // The run's values by name: the inputs, the variables and what the steps
+  // compute. Constants are read where they are kept, not copied in per run.
   TensorMap values;
-  for (const auto& [name, info] : infos_)
-    if (info.constant.defined()) values[name] = info.constant;
   for (const std::string& name : variables_) values[name] = graph_.initializers.at(name);
   for (const auto& [name, t] : inputs) values[name] = t;
+  auto value = [&](const std::string& name) -> const Tensor& {
+    if (auto it = values.find(name); it != values.end()) return it->second;
+    const Tensor& known = infos_.at(name).constant;
+    GRAFT_ASSERT(known.defined());
+    return known;
+  };
 
   ExecutionPlan& plan = plan_for_mode();
   for (size_t s = 0; s < plan.steps.size(); ++s) {
@@ -160,8 +166,8 @@ TensorMap Session::run(const TensorMap& inputs) {
     with_context(contexts_[i], [&] {
       if (step.conv) {
         Tensor y = make_value(plan, step.y);
-        backend::run_fused_conv(*step.conv, values.at(step.x),
-                                step.addend.empty() ? nullptr : &values.at(step.addend), y);
+        backend::run_fused_conv(*step.conv, value(step.x),
+                                step.addend.empty() ? nullptr : &value(step.addend), y);
         values[step.y] = std::move(y);
         return;
       }
@@ -169,7 +175,7 @@ TensorMap Session::run(const TensorMap& inputs) {
         Tensor y = make_value(plan, step.writes.at(0));
         auto param = [&](size_t k) -> Tensor& { return graph_.initializers.at(step.reads[k]); };
         backend::NormDepthwiseStatistics st = backend::norm_depthwise_forward(
-            *step.norm_depthwise, norm_depthwise_inputs(step, values), param(kNdMean1),
+            *step.norm_depthwise, norm_depthwise_inputs(step, value), param(kNdMean1),
             param(kNdVar1), param(kNdMean2), param(kNdVar2), y);
         plan.norm_statistics[step.node] = std::move(st.before);
         plan.norm_statistics[step.fused[2]] = std::move(st.after);
@@ -180,20 +186,20 @@ TensorMap Session::run(const TensorMap& inputs) {
         const std::string& out = step.writes.at(0);
         Tensor y = make_value(plan, out);
         plan.norm_statistics[step.node] = backend::norm_activation_forward(
-            *step.norm_activation, values.at(node.inputs[0]), values.at(node.inputs[1]),
-            values.at(node.inputs[2]), graph_.initializers.at(node.inputs[3]),
+            *step.norm_activation, value(node.inputs[0]), value(node.inputs[1]),
+            value(node.inputs[2]), graph_.initializers.at(node.inputs[3]),
             graph_.initializers.at(node.inputs[4]), y);
         values[out] = std::move(y);
         return;
       }
       if (step.x_channels_last) {  // a GlobalAveragePool (plan.h)
         Tensor y = make_value(plan, node.outputs[0]);
-        backend::global_average_pool_channels_last(values.at(node.inputs[0]), y);
+        backend::global_average_pool_channels_last(value(node.inputs[0]), y);
         values[node.outputs[0]] = std::move(y);
         return;
       }
       std::vector<const Tensor*> in;
-      for (const std::string& name : node.inputs) in.push_back(name.empty() ? nullptr : &values.at(name));
+      for (const std::string& name : node.inputs) in.push_back(name.empty() ? nullptr : &value(name));
       if (train_node && node.op_type == "BatchNormalization") {
         std::vector<ValueInfo> out_infos;
         for (const std::string& o : node.outputs) out_infos.push_back(o.empty() ? ValueInfo{} : infos_.at(o));
@@ -219,14 +225,14 @@ TensorMap Session::run(const TensorMap& inputs) {
       ++t.calls;
     }
     if (keep_for_backward && active_[i]) {
-      for (const std::string& name : step.reads) saved_[name] = values.at(name);
-      for (const std::string& name : step.writes) saved_[name] = values.at(name);
+      for (const std::string& name : step.reads) saved_[name] = value(name);
+      for (const std::string& name : step.writes) saved_[name] = value(name);
     }
     for (const std::string& name : step.releases) values.erase(name);
   }
   if (training_) ++step_;
   TensorMap outputs;
-  for (const ValueDecl& out : graph_.outputs) outputs[out.name] = values.at(out.name);
+  for (const ValueDecl& out : graph_.outputs) outputs[out.name] = value(out.name);
   return outputs;
 }
 
