@@ -67,6 +67,53 @@ TEST(SessionTraining, ParameterGradientsMatchFiniteDifferences) {
   }
 }
 
+// Adds pass their output's gradient to both inputs without copying it (the
+// same tensor); accumulating into it must then copy, never write through.
+// y = (t * w) + t, t = (a + a) + a, a = x * w: a gets three shared
+// gradients, t two, and the caller's output gradient must survive.
+TEST(SessionTraining, SharedGradientsOfAddsAccumulateWithoutWritingThrough) {
+  Graph g;
+  g.opset = 13;
+  g.inputs.push_back({"x", DType::kF32, std::vector<Dim>{{-1, "n"}, {3, ""}}});
+  g.outputs.push_back({"y", DType::kF32, std::nullopt});
+  g.initializers["w"] = Tensor::from_vector<float>({3}, {0.5f, -1.0f, 2.0f});
+  g.nodes = {node("Mul", {"x", "w"}, {"a"}),  node("Add", {"a", "a"}, {"r"}),
+             node("Add", {"r", "a"}, {"t"}),  node("Mul", {"t", "w"}, {"u"}),
+             node("Add", {"u", "t"}, {"y"})};
+  g.trainable = {"w"};
+  Session s(g);
+  s.set_training(true);
+  Tensor x = Tensor::from_vector<float>({2, 3}, {1, 2, 3, -1, 0.5f, 2});
+  Tensor target = Tensor::from_vector<float>({2, 3}, {0, 1, 0, 1, 0, 1});
+  LossResult l = mean_squared_error(s.run({{"x", x}}).at("y"), target);
+  const Tensor dy = l.grad.clone();
+  s.backward({{"y", l.grad}});
+  EXPECT_EQ(l.grad.to_vector<float>(), dy.to_vector<float>()) << "the output gradient was written";
+  Parameter& w = s.parameters().at(0);
+  for (int64_t i = 0; i < 3; ++i) {
+    const float keep = w.value.data<float>()[i], h = 1e-3f;
+    w.value.data<float>()[i] = keep + h;
+    const double up = loss_of(s, x, target);
+    w.value.data<float>()[i] = keep - h;
+    const double down = loss_of(s, x, target);
+    w.value.data<float>()[i] = keep;
+    const double numeric = (up - down) / (2 * h);
+    EXPECT_NEAR(w.grad.data<float>()[i], numeric, 1e-3 * std::max(1.0, std::abs(numeric))) << i;
+  }
+}
+
+TEST(Tensor, SharesStorageWhileACopyLives) {
+  Tensor t(DType::kF32, {4});
+  EXPECT_FALSE(t.shares_storage());
+  {
+    Tensor copy = t;
+    EXPECT_TRUE(t.shares_storage());
+    EXPECT_TRUE(t.reshaped({2, 2}).shares_storage());
+  }
+  EXPECT_FALSE(t.shares_storage());
+  EXPECT_FALSE(Tensor::uninitialized(DType::kF32, {1 << 20}).shares_storage());
+}
+
 TEST(SessionTraining, GradientsAccumulateUntilZeroed) {
   Session s(affine_graph());
   s.set_training(true);

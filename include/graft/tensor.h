@@ -60,6 +60,10 @@ class Tensor {
   // Copies the elements out as T (numeric conversion).
   template <typename T> std::vector<T> to_vector() const;
 
+  // Whether another Tensor holds this one's storage (a write through one
+  // shows through the other).
+  bool shares_storage() const { return storage_.use_count() > 1; }
+
   Tensor clone() const;
   // Same storage, another shape with the same number of elements.
   Tensor reshaped(Shape shape) const;

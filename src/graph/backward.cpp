@@ -25,6 +25,21 @@ void add_into(Tensor& dst, const Tensor& src) {
   });
 }
 
+// sum += g, in place only in a tensor whose storage no other holds (an
+// Add's inputs share its output's gradient).
+void accumulate(Tensor& sum, Tensor g) {
+  if (!sum.shares_storage()) {
+    add_into(sum, g);
+  } else if (!g.shares_storage()) {
+    add_into(g, sum);
+    sum = std::move(g);
+  } else {
+    Tensor total = g.clone();
+    add_into(total, sum);
+    sum = std::move(total);
+  }
+}
+
 }  // namespace
 
 void Session::plan_training() {
@@ -137,15 +152,24 @@ void Session::backward(const TensorMap& output_grads) {
     for (const std::string& name : node_inputs)
       inputs.push_back(name.empty() ? nullptr : &saved_.at(name));
     for (const std::string& name : node_outputs) outputs.push_back(name.empty() ? nullptr : &saved_.at(name));
+    // An Add of two tensors of its output's shape passes dy on to both
+    // inputs as it is: shared, not copied (accumulate() copies on write).
+    const bool passes_through = !fused && node.op_type == "Add" && inputs.size() == 2 &&
+                                inputs[0] && inputs[1] && grad_outputs[0] &&
+                                inputs[0]->shape() == grad_outputs[0]->shape() &&
+                                inputs[1]->shape() == grad_outputs[0]->shape();
     std::vector<Tensor> grad_inputs(node_inputs.size());
     std::vector<Tensor*> grad_ptrs(node_inputs.size(), nullptr);
     for (size_t k = 0; k < node_inputs.size(); ++k) {
       if (node_inputs[k].empty() || !requires_grad_.count(node_inputs[k])) continue;
-      grad_inputs[k] = Tensor::uninitialized(inputs[k]->dtype(), inputs[k]->shape());
+      grad_inputs[k] = passes_through
+                           ? *grad_outputs[0]
+                           : Tensor::uninitialized(inputs[k]->dtype(), inputs[k]->shape());
       grad_ptrs[k] = &grad_inputs[k];
     }
     const auto start = std::chrono::steady_clock::now();
-    if (fused && fused->norm_depthwise) {
+    if (passes_through) {
+    } else if (fused && fused->norm_depthwise) {
       auto grad = [&](size_t k) { return k < grad_ptrs.size() ? grad_ptrs[k] : nullptr; };
       auto saved = [&](const std::string& v) -> const Tensor& { return saved_.at(v); };
       with_context(contexts_[i], [&] {
@@ -178,7 +202,7 @@ void Session::backward(const TensorMap& output_grads) {
       if (!grad_ptrs[k]) continue;
       auto it = grads.find(node_inputs[k]);
       if (it == grads.end()) grads.emplace(node_inputs[k], std::move(grad_inputs[k]));
-      else add_into(it->second, grad_inputs[k]);
+      else accumulate(it->second, std::move(grad_inputs[k]));
     }
     release_reads(i);
   }
