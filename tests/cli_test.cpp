@@ -75,4 +75,15 @@ TEST(CliBench, TimesEachModeAndProfiles) {
       EXPECT_NE(r.output.find("Conv backward"), std::string::npos) << r.output;
     }
   }
+  // Per node: the first convolution by name, forward and backward, once per step.
+  graft::test::CommandResult r =
+      graft::test::graft_cli("bench " + model + " --batch 2 --iters 2 --warmup 1 --by-node --train full");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* line : {"Conv /features/features.0/features.0.0/Conv ",
+                           "Conv backward /features/features.0/features.0.0/Conv "}) {
+    const size_t at = r.output.find(line);
+    ASSERT_NE(at, std::string::npos) << line << "\n" << r.output;
+    const std::string row = r.output.substr(at, r.output.find('\n', at) - at);
+    EXPECT_EQ(row.substr(row.find_last_of(' ') + 1), "1") << row;  // calls per step
+  }
 }

@@ -77,8 +77,12 @@ class Session {
   }
 
   // Per-op time: when on, run() and backward() add each node's kernel time
-  // to profile(), keyed by op type ("Conv", "Conv backward").
-  void set_profiling(bool on) { profiling_ = on; }
+  // to profile(), keyed by op type ("Conv", "Conv backward"), or with
+  // by_node by op type and node name ("Conv backward stem/conv").
+  void set_profiling(bool on, bool by_node = false) {
+    profiling_ = on;
+    profiling_by_node_ = by_node;
+  }
   struct OpTime {
     double seconds = 0;
     int64_t calls = 0;
@@ -129,7 +133,7 @@ class Session {
   uint64_t seed_ = 0;
   uint64_t step_ = 0;
   TensorMap saved_;                      // forward values backward() reads
-  bool profiling_ = false;
+  bool profiling_ = false, profiling_by_node_ = false;
   std::map<std::string, OpTime> profile_;
 };
 

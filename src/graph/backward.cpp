@@ -193,7 +193,8 @@ void Session::backward(const TensorMap& output_grads) {
       with_context(contexts_[i], [&] { ops::run_backward(ctx); });
     }
     if (profiling_) {
-      OpTime& t = profile_[(fused ? fused->label : node.op_type) + " backward"];
+      const std::string op = (fused ? fused->label : node.op_type) + " backward";
+      OpTime& t = profile_[profiling_by_node_ ? op + " " + node.name : op];
       t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       ++t.calls;
     }

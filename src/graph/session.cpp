@@ -220,7 +220,7 @@ TensorMap Session::run(const TensorMap& inputs) {
         if (!node.outputs[k].empty()) values[node.outputs[k]] = std::move(outs[k]);
     });
     if (profiling_) {
-      OpTime& t = profile_[step.label];
+      OpTime& t = profile_[profiling_by_node_ ? step.label + " " + node.name : step.label];
       t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       ++t.calls;
     }

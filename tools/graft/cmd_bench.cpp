@@ -23,6 +23,7 @@ struct BenchArgs {
   int threads = 0;
   int iters = 10, warmup = 3;
   bool profile = false;
+  bool by_node = false;
 };
 
 int bench(const BenchArgs& a) {
@@ -64,7 +65,7 @@ int bench(const BenchArgs& a) {
     optimizer->step(s.parameters(), 1e-4f);
   };
   for (int i = 0; i < a.warmup; ++i) step();
-  s.set_profiling(a.profile);
+  s.set_profiling(a.profile || a.by_node, a.by_node);
   std::vector<double> ms;
   for (int i = 0; i < a.iters; ++i) {
     auto start = std::chrono::steady_clock::now();
@@ -76,14 +77,19 @@ int bench(const BenchArgs& a) {
   std::cout << fmt::format("{}: {} batch {}: median {:.2f} ms per batch, {:.3f} ms per image ({} runs)\n", a.model,
                            a.train == "none" ? "inference" : a.train + " training step", a.batch, median,
                            median / static_cast<double>(a.batch), a.iters);
-  if (a.profile) {
+  if (a.profile || a.by_node) {
     std::vector<std::pair<std::string, Session::OpTime>> ops(s.profile().begin(), s.profile().end());
     std::sort(ops.begin(), ops.end(), [](const auto& p, const auto& q) { return p.second.seconds > q.second.seconds; });
     double total = 0;
-    for (const auto& [op, t] : ops) total += t.seconds;
-    std::cout << fmt::format("\n{:<28} {:>10} {:>7} {:>8}\n", "op", "ms/run", "share", "calls");
+    size_t width = 28;
+    for (const auto& [op, t] : ops) {
+      total += t.seconds;
+      width = std::max(width, op.size());
+    }
+    std::cout << fmt::format("\n{:<{}} {:>10} {:>7} {:>8}\n", a.by_node ? "op and node" : "op", width,
+                             "ms/run", "share", "calls");
     for (const auto& [op, t] : ops)
-      std::cout << fmt::format("{:<28} {:>10.3f} {:>6.1f}% {:>8}\n", op, 1e3 * t.seconds / a.iters,
+      std::cout << fmt::format("{:<{}} {:>10.3f} {:>6.1f}% {:>8}\n", op, width, 1e3 * t.seconds / a.iters,
                                100 * t.seconds / std::max(total, 1e-12), t.calls / a.iters);
   }
   return 0;
@@ -101,6 +107,7 @@ void add_bench_command(CLI::App& app, std::function<int()>& action) {
   cmd->add_option("--iters", a->iters)->capture_default_str();
   cmd->add_option("--warmup", a->warmup)->capture_default_str();
   cmd->add_flag("--profile", a->profile, "Print the time per op type");
+  cmd->add_flag("--by-node", a->by_node, "Print the time per node (implies --profile)");
   cmd->callback([&action, a] { action = [a] { return bench(*a); }; });
 }
 
