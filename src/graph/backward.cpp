@@ -169,6 +169,7 @@ void Session::backward(const TensorMap& output_grads) {
     }
     const auto start = std::chrono::steady_clock::now();
     if (passes_through) {
+      // Nothing to compute: each input's gradient is dy.
     } else if (fused && fused->norm_depthwise) {
       auto grad = [&](size_t k) { return k < grad_ptrs.size() ? grad_ptrs[k] : nullptr; };
       auto saved = [&](const std::string& v) -> const Tensor& { return saved_.at(v); };
