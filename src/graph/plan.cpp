@@ -79,16 +79,17 @@ class Planner {
       p.steps.push_back(std::move(step));
     }
     choose_layouts(p);
+    std::map<std::string, size_t> last_use;  // value -> index of the last step reading it
     for (size_t s = 0; s < p.steps.size(); ++s) {
       p.steps[s].reads = reads(p.steps[s]);
       p.steps[s].writes = writes(p.steps[s]);
-      for (const std::string& v : p.steps[s].reads) p.last_use[v] = s;
+      for (const std::string& v : p.steps[s].reads) last_use[v] = s;
     }
-    place_in_arena(p);
-    for (const std::string& v : graph_outputs_) p.last_use[v] = SIZE_MAX;  // returned by the run
+    place_in_arena(p, last_use);
+    for (const std::string& v : graph_outputs_) last_use[v] = SIZE_MAX;  // returned by the run
     for (size_t s = 0; s < p.steps.size(); ++s)
       for (const std::string& v : p.steps[s].reads)
-        if (p.last_use.at(v) == s && !r_.infos.at(v).constant.defined() &&
+        if (last_use.at(v) == s && !r_.infos.at(v).constant.defined() &&
             std::find(p.steps[s].releases.begin(), p.steps[s].releases.end(), v) ==
                 p.steps[s].releases.end())
           p.steps[s].releases.push_back(v);
@@ -521,7 +522,7 @@ class Planner {
   // value's whole lifetime. A fused step's output takes the place of an
   // addend that no later step reads: the convolution then adds into it
   // where it lies instead of copying it there first.
-  void place_in_arena(ExecutionPlan& p) const {
+  void place_in_arena(ExecutionPlan& p, const std::map<std::string, size_t>& last_use) const {
     struct Block {
       std::string name;
       size_t size, first, last, offset = 0;
@@ -533,10 +534,10 @@ class Planner {
       const PlanStep& step = p.steps[s];
       for (const std::string& v : step.writes) {
         if (graph_outputs_.count(v) || r_.outliving.count(v)) continue;
-        auto last_use = p.last_use.find(v);
-        const size_t last = last_use == p.last_use.end() ? s : last_use->second;
+        auto read_last = last_use.find(v);
+        const size_t last = read_last == last_use.end() ? s : read_last->second;
         if (v == step.y && !step.addend.empty() && step.addend != step.x &&
-            p.last_use.at(step.addend) == s)
+            last_use.at(step.addend) == s)
           if (auto a = block_of.find(step.addend); a != block_of.end()) {
             Block& b = blocks[a->second];
             b.last = std::max(b.last, last);

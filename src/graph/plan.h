@@ -48,8 +48,6 @@ struct ExecutionPlan {
   std::set<std::string> channels_last;
   std::map<std::string, size_t> offsets;  // arena values: byte offset
   size_t arena_bytes = 0;
-  std::map<std::string, size_t> last_use;  // value -> index of the last step reading it
-                                           // (SIZE_MAX: a graph output)
   std::shared_ptr<uint8_t> arena;          // allocated by the Session
   bool fast_kernels = false;               // made with oneDNN's kernels on
   // Training: the batch statistics of each fused BatchNormalization (by
