@@ -129,6 +129,8 @@ const std::vector<ConvRow> kConvRows = {
      {3, 2, 5, 5, 5},
      {4, 2, 3, 3, 3},
      {{"strides", Ints{2, 1, 2}}, {"pads", Ints{1, 1, 1, 1, 1, 1}}}},
+    {"1x1 pointwise, 56x56 planes: Y in bands of 24 rows", {2, 8, 56, 56}, {48, 8, 1, 1}, {}},
+    {"1x1 pointwise, 56x56 planes: dX in bands of 24 rows", {2, 48, 56, 56}, {8, 48, 1, 1}, {}},
 };
 
 FastCase conv_case(const ConvRow& row) {
