@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "core/storage_pool.h"
 #include "graft/tensor.h"
 
@@ -18,6 +20,22 @@ TEST(StoragePool, ReusesAFreedLargeBlockOfTheSameSize) {
   EXPECT_EQ(again, a);
   storage_pool::release(other, big + 64);
   storage_pool::release(again, big);
+}
+
+// Blocks of 2 MiB and more start on a 2 MiB boundary, so that they can lie
+// on huge pages; the rounding up leaves the whole request usable.
+TEST(StoragePool, LargeBlocksStartOnA2MiBBoundary) {
+  const size_t odd = (size_t{3} << 20) + 64;
+  uint8_t* a = storage_pool::acquire(odd);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a) % (size_t{2} << 20), 0u);
+  std::fill_n(a, odd, uint8_t{1});
+  EXPECT_EQ(a[odd - 1], 1);
+  storage_pool::release(a, odd);
+  uint8_t* small = storage_pool::acquire(size_t{1} << 20);  // pooled, below 2 MiB: 64-aligned only
+  ASSERT_NE(small, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small) % 64, 0u);
+  storage_pool::release(small, size_t{1} << 20);
 }
 
 TEST(StoragePool, TensorsFromReusedBlocksStartZeroed) {

@@ -1,5 +1,7 @@
 #include "core/storage_pool.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <list>
@@ -22,6 +24,20 @@ constexpr size_t kPooledFrom = size_t{1} << 20;
 // every step, and ran 20% slower.
 constexpr size_t kMinKept = size_t{1} << 30;
 
+// Blocks of 2 MiB and more are asked to lie on 2 MiB pages (transparent
+// huge pages, where the kernel gives them on request): the kernels walk
+// planes a whole image apart, each on a page of its own, and on 4 KiB
+// pages every such step is a TLB miss.
+constexpr size_t kHugePage = size_t{2} << 20;
+
+uint8_t* fresh(size_t bytes) {
+  if (bytes < kHugePage) return static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
+  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* block = std::aligned_alloc(kHugePage, rounded);
+  if (block) ::madvise(block, rounded, MADV_HUGEPAGE);  // advice only: 4 KiB pages otherwise
+  return static_cast<uint8_t*>(block);
+}
+
 class Pool {
  public:
   uint8_t* acquire(size_t bytes) {
@@ -37,7 +53,7 @@ class Pool {
         return block;
       }
     }
-    auto* block = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
+    uint8_t* block = fresh(bytes);
     if (block && bytes >= kPooledFrom) {
       std::lock_guard<std::mutex> lock(mutex_);
       in_use(bytes);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "backend/backend.h"
+#include "core/storage_pool.h"
 #include "graft/backend.h"
 #include "graph/plan.h"
 #include "ops/op.h"
@@ -100,10 +101,12 @@ ExecutionPlan& Session::plan_for_mode() {
   plan = std::make_shared<ExecutionPlan>(make_plan(request));
   plan->fast_kernels = !reference_kernels();
   if (plan->arena_bytes > 0) {
-    void* p = std::aligned_alloc(64, plan->arena_bytes);
+    const size_t bytes = plan->arena_bytes;
+    uint8_t* p = storage_pool::acquire(bytes);
     GRAFT_CHECK(p != nullptr, kInvalidArgument, "out of memory allocating a {} MiB arena",
-                plan->arena_bytes >> 20);
-    plan->arena = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
+                bytes >> 20);
+    plan->arena =
+        std::shared_ptr<uint8_t>(p, [bytes](uint8_t* q) { storage_pool::release(q, bytes); });
   }
   return *plan;
 }
