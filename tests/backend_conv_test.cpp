@@ -131,6 +131,12 @@ const std::vector<ConvRow> kConvRows = {
      {{"strides", Ints{2, 1, 2}}, {"pads", Ints{1, 1, 1, 1, 1, 1}}}},
     {"1x1 pointwise, 56x56 planes: Y in bands of 24 rows", {2, 8, 56, 56}, {48, 8, 1, 1}, {}},
     {"1x1 pointwise, 56x56 planes: dX in bands of 24 rows", {2, 48, 56, 56}, {8, 48, 1, 1}, {}},
+    {"1x1 pointwise, 7x7 planes, batch 8: channels-last", {8, 16, 7, 7}, {24, 16, 1, 1}, {}},
+    {"1x1 pointwise, 3x3 planes, batch 9, no bias: channels-last",
+     {9, 8, 3, 3},
+     {12, 8, 1, 1},
+     {},
+     false},
 };
 
 FastCase conv_case(const ConvRow& row) {

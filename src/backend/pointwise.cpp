@@ -70,6 +70,118 @@ void weight_gradient(const ConvCase& k, const Plan& p, const float* x, const flo
                   });
 }
 
+// dX and dW on the plain layout; dB is left to the caller.
+bool plain_backward(const ops::BackwardContext& c, const ConvCase& k, const Plan& p) {
+  std::shared_ptr<Product> dx, dw;
+  const int64_t dx_band = row_band(p.in_c, p.plane);
+  if (c.wants_grad(0)) {
+    memory::desc w_t = strided_md({1, dx_band, p.out_c}, {p.out_c * p.in_c, 1, p.in_c});
+    dx = product(k.key("pointwise_dx"), w_t, plain_md({p.batch, p.out_c, p.plane}),
+                 strided_md({p.batch, dx_band, p.plane}, {p.in_c * p.plane, p.plane, 1}),
+                 p.batch * p.out_c * dx_band * p.plane, false);
+    if (!dx) return false;
+  }
+  if (c.wants_grad(1) && !(dw = weight_product(k, p))) return false;
+  const float* dy = c.grad_out(0).data<float>();
+  if (dx) {
+    const float* w = c.in(1).data<float>();
+    float* grad_x = c.grad_in(0).data<float>();
+    for (int64_t i = 0; i < p.in_c; i += dx_band) run(*dx, w + i, dy, grad_x + i * p.plane);
+  }
+  if (dw) weight_gradient(k, p, c.in(0).data<float>(), dy, c.grad_in(1));
+  return true;
+}
+
+// On planes of 7x7 and less an image's product is 49 columns wide, too
+// narrow for oneDNN's kernels: there the batch is turned channels-last
+// (oneDNN reorders) and each product runs once over all its pixels,
+//   Y^T (N*HW x C_out) = X^T . W^T,  dX^T = dY^T . W,  dW = dY . X^T.
+// Measured standalone at batch 32, reorders included: input gradients
+// 10.3 -> 7.0 ms (320 -> 1280), 8.3 -> 5.2 (960 -> 320), 3.7 -> 2.6
+// (960 -> 160); forwards up to 1.7 ms less. A few images gain nothing.
+bool runs_channels_last(const Plan& p) { return p.plane <= 7 * 7 && p.batch >= 8; }
+
+// The turns between the plain layout and channels-last, of X and of Y.
+struct Turns {
+  Reorder x_in, x_out, y_in, y_out;
+};
+
+std::shared_ptr<Turns> turns(const ConvCase& k, const Plan& p) {
+  const int64_t cost = elements_cost(p.batch * (p.in_c + p.out_c) * p.plane);
+  return cached<Turns>(k.key("pointwise_turns"), cost, [&] {
+    auto plain = [&](int64_t ch) { return plain_md({p.batch, ch, p.plane}); };
+    auto last = [&](int64_t ch) {
+      return strided_md({p.batch, ch, p.plane}, {ch * p.plane, 1, ch});
+    };
+    auto t = std::make_shared<Turns>();
+    t->x_in = Reorder(plain(p.in_c), last(p.in_c));
+    t->x_out = Reorder(last(p.in_c), plain(p.in_c));
+    t->y_in = Reorder(plain(p.out_c), last(p.out_c));
+    t->y_out = Reorder(last(p.out_c), plain(p.out_c));
+    return t;
+  });
+}
+
+// A product over all pixels, channels-last: rows x cols = (rows x inner) .
+// (inner x cols), the weights read with the given strides.
+std::shared_ptr<Product> pixel_product(const ConvCase& k, const char* what, const Plan& p,
+                                       int64_t cols, int64_t inner, const Dims& src_strides,
+                                       const Dims& weight_strides) {
+  const int64_t rows = p.batch * p.plane;
+  return product(k.key(what), strided_md({rows, inner}, src_strides),
+                 strided_md({inner, cols}, weight_strides), plain_md({rows, cols}),
+                 rows * inner * cols, false);
+}
+
+void add_bias(const Plan& p, const float* b, float* out) {
+  for (int64_t n = 0; n < p.batch; ++n)
+    for (int64_t o = 0; o < p.out_c; ++o) {
+      float* plane = out + (n * p.out_c + o) * p.plane;
+      for (int64_t q = 0; q < p.plane; ++q) plane[q] += b[o];
+    }
+}
+
+bool channels_last_forward(const ops::KernelContext& c, const ConvCase& k, const Plan& p) {
+  auto y = pixel_product(k, "pointwise_cl", p, p.out_c, p.in_c, {p.in_c, 1}, {1, p.in_c});
+  if (!y) return false;
+  const Turns& t = *turns(k, p);
+  memory xt = t.x_in.to(wrap(t.x_in.source(), c.in(0)), kSrcSlot);
+  memory yt = scratch(t.y_out.source(), kDstSlot);
+  run(*y, xt.get_data_handle(), c.in(1).raw(), yt.get_data_handle());
+  t.y_out.into(yt, wrap(t.y_out.target(), c.out(0)));
+  if (k.bias) add_bias(p, c.in(2).data<float>(), c.out(0).data<float>());
+  return true;
+}
+
+// dX and dW channels-last; dB is left to the caller.
+bool channels_last_backward(const ops::BackwardContext& c, const ConvCase& k, const Plan& p) {
+  std::shared_ptr<Product> dx, dw;
+  if (c.wants_grad(0) &&
+      !(dx = pixel_product(k, "pointwise_cl_dx", p, p.in_c, p.out_c, {p.out_c, 1}, {p.in_c, 1})))
+    return false;
+  if (c.wants_grad(1)) {
+    // dW (C_out x C_in) = dY (C_out x N*HW) . X^T: dY^T read transposed.
+    const int64_t rows = p.batch * p.plane;
+    dw = product(k.key("pointwise_cl_dw"), strided_md({p.out_c, rows}, {1, p.out_c}),
+                 plain_md({rows, p.in_c}), plain_md({p.out_c, p.in_c}),
+                 rows * p.in_c * p.out_c, false);
+    if (!dw) return false;
+  }
+  if (!dx && !dw) return true;
+  const Turns& t = *turns(k, p);
+  memory dyt = t.y_in.to(wrap(t.y_in.source(), c.grad_out(0)), kDiffDstSlot);
+  if (dx) {
+    memory dxt = scratch(t.x_out.source(), kDiffSrcSlot);
+    run(*dx, dyt.get_data_handle(), c.in(1).raw(), dxt.get_data_handle());
+    t.x_out.into(dxt, wrap(t.x_out.target(), c.grad_in(0)));
+  }
+  if (dw) {
+    memory xt = t.x_in.to(wrap(t.x_in.source(), c.in(0)), kSrcSlot);
+    run(*dw, dyt.get_data_handle(), xt.get_data_handle(), c.grad_in(1).raw());
+  }
+  return true;
+}
+
 }  // namespace
 
 // The whole batch is one product per band of output rows (row_band) with W
@@ -78,6 +190,11 @@ void weight_gradient(const ConvCase& k, const Plan& p, const float* x, const flo
 // oneDNN's fast matmul lacks.
 bool pointwise_forward(const ops::KernelContext& c, const ConvCase& k) {
   Plan p = plan_of(k);
+  if (runs_channels_last(p)) {
+    if (!channels_last_forward(c, k, p)) return false;
+    count_served();
+    return true;
+  }
   const int64_t band = row_band(p.out_c, p.plane);
   auto y =
       product(k.key("pointwise"), plain_md({1, band, p.in_c}), plain_md({p.batch, p.in_c, p.plane}),
@@ -98,35 +215,21 @@ bool pointwise_forward(const ops::KernelContext& c, const ConvCase& k) {
   return true;
 }
 
-// dW and dB accumulate one image at a time (a sum post-op) into gradients
-// zeroed first; dB is dY times a vector of ones.
+// dW (on the plain layout) and dB accumulate one image at a time (a sum
+// post-op) into gradients zeroed first; dB is dY times a vector of ones.
 bool pointwise_backward(const ops::BackwardContext& c, const ConvCase& k) {
   Plan p = plan_of(k);
-  std::shared_ptr<Product> dx, dw, db;
-  const int64_t dx_band = row_band(p.in_c, p.plane);
-  if (c.wants_grad(0)) {
-    memory::desc w_t = strided_md({1, dx_band, p.out_c}, {p.out_c * p.in_c, 1, p.in_c});
-    dx = product(k.key("pointwise_dx"), w_t, plain_md({p.batch, p.out_c, p.plane}),
-                 strided_md({p.batch, dx_band, p.plane}, {p.in_c * p.plane, p.plane, 1}),
-                 p.batch * p.out_c * dx_band * p.plane, false);
-    if (!dx) return false;
-  }
-  if (c.wants_grad(1) && !(dw = weight_product(k, p))) return false;
+  std::shared_ptr<Product> db;
   if (c.wants_grad(2)) {
     // dB[n] = dY[n] . ones, accumulated over the batch.
     db = product(k.key("pointwise_db"), plain_md({p.out_c, p.plane}), plain_md({p.plane, 1}),
                  plain_md({p.out_c, 1}), p.out_c * p.plane, true);
     if (!db) return false;
   }
-  const float* x = c.in(0).data<float>();
-  const float* dy = c.grad_out(0).data<float>();
-  if (dx) {
-    const float* w = c.in(1).data<float>();
-    float* grad_x = c.grad_in(0).data<float>();
-    for (int64_t i = 0; i < p.in_c; i += dx_band) run(*dx, w + i, dy, grad_x + i * p.plane);
-  }
-  if (dw) weight_gradient(k, p, x, dy, c.grad_in(1));
+  if (!(runs_channels_last(p) ? channels_last_backward(c, k, p) : plain_backward(c, k, p)))
+    return false;
   if (db) {
+    const float* dy = c.grad_out(0).data<float>();
     memory ones = scratch(plain_md({p.plane, 1}), kExtraSlot);
     std::fill_n(static_cast<float*>(ones.get_data_handle()), p.plane, 1.0f);
     std::fill_n(c.grad_in(2).data<float>(), c.grad_in(2).numel(), 0.0f);
