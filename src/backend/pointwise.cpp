@@ -112,8 +112,8 @@ std::shared_ptr<Turns> turns(const ConvCase& k, const Plan& p) {
   const int64_t cost = elements_cost(p.batch * (p.in_c + p.out_c) * p.plane);
   return cached<Turns>(k.key("pointwise_turns"), cost, [&] {
     auto plain = [&](int64_t ch) { return plain_md({p.batch, ch, p.plane}); };
-    auto last = [&](int64_t ch) {
-      return strided_md({p.batch, ch, p.plane}, {ch * p.plane, 1, ch});
+    auto last = [&](int64_t ch) {  // on 1x1 planes the same bytes: no turn
+      return p.plane == 1 ? plain(ch) : strided_md({p.batch, ch, p.plane}, {ch * p.plane, 1, ch});
     };
     auto t = std::make_shared<Turns>();
     t->x_in = Reorder(plain(p.in_c), last(p.in_c));
@@ -148,9 +148,10 @@ bool channels_last_forward(const ops::KernelContext& c, const ConvCase& k, const
   if (!y) return false;
   const Turns& t = *turns(k, p);
   memory xt = t.x_in.to(wrap(t.x_in.source(), c.in(0)), kSrcSlot);
-  memory yt = scratch(t.y_out.source(), kDstSlot);
+  const memory out = wrap(t.y_out.target(), c.out(0));
+  memory yt = output_memory(t.y_out, out, kDstSlot);
   run(*y, xt.get_data_handle(), c.in(1).raw(), yt.get_data_handle());
-  t.y_out.into(yt, wrap(t.y_out.target(), c.out(0)));
+  t.y_out.into(yt, out);
   if (k.bias) add_bias(p, c.in(2).data<float>(), c.out(0).data<float>());
   return true;
 }
@@ -173,9 +174,10 @@ bool channels_last_backward(const ops::BackwardContext& c, const ConvCase& k, co
   const Turns& t = *turns(k, p);
   memory dyt = t.y_in.to(wrap(t.y_in.source(), c.grad_out(0)), kDiffDstSlot);
   if (dx) {
-    memory dxt = scratch(t.x_out.source(), kDiffSrcSlot);
+    const memory grad_x = wrap(t.x_out.target(), c.grad_in(0));
+    memory dxt = output_memory(t.x_out, grad_x, kDiffSrcSlot);
     run(*dx, dyt.get_data_handle(), c.in(1).raw(), dxt.get_data_handle());
-    t.x_out.into(dxt, wrap(t.x_out.target(), c.grad_in(0)));
+    t.x_out.into(dxt, grad_x);
   }
   if (dw) {
     memory xt = t.x_in.to(wrap(t.x_in.source(), c.in(0)), kSrcSlot);
