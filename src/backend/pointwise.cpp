@@ -112,8 +112,10 @@ std::shared_ptr<Turns> turns(const ConvCase& k, const Plan& p) {
   const int64_t cost = elements_cost(p.batch * (p.in_c + p.out_c) * p.plane);
   return cached<Turns>(k.key("pointwise_turns"), cost, [&] {
     auto plain = [&](int64_t ch) { return plain_md({p.batch, ch, p.plane}); };
-    auto last = [&](int64_t ch) {  // on 1x1 planes the same layout (oneDNN agrees): no turn
-      return p.plane == 1 ? plain(ch) : strided_md({p.batch, ch, p.plane}, {ch * p.plane, 1, ch});
+    // On 1x1 planes oneDNN takes the two layouts as equal: no reorder is made
+    // and the products write in place (output_memory).
+    auto last = [&](int64_t ch) {
+      return strided_md({p.batch, ch, p.plane}, {ch * p.plane, 1, ch});
     };
     auto t = std::make_shared<Turns>();
     t->x_in = Reorder(plain(p.in_c), last(p.in_c));
