@@ -96,12 +96,13 @@ void norm_activation_backward(const NormActivation& f, const BatchStatistics& st
 // MobileNetV2's block middle, BatchNormalization + activation, depthwise
 // Conv, BatchNormalization + activation, as one step that works channel by
 // channel: a channel's planes (all images) fit in L2, so between reading
-// the step's input and writing its output nothing goes to memory. Neither
-// the first activation's output nor the convolution's is stored; backward
-// recomputes them from the input, which costs a depthwise convolution
-// (nine multiply-adds per value) rather than a pass over memory. Forward
-// reads x and writes y, backward reads x and dy and writes dx, where the
-// five ops apart move about three times as much.
+// the step's input and writing its output nothing goes to memory but the
+// convolution's output, kept for the backward. The first activation's output
+// is not stored; backward recomputes it from the input as it reads it.
+// Forward reads x and writes y and the convolution's output, backward reads
+// them with dy and writes dx, where the five ops apart move about three
+// times as much. On planes of 7x7 and less (sixteen channels side by side)
+// the backward recomputes the convolution too, and nothing is kept.
 struct NormDepthwise {
   NormActivation before, after;
   Node conv;  // the depthwise Conv: its window
@@ -113,6 +114,11 @@ struct NormDepthwiseInputs {
 };
 struct NormDepthwiseStatistics {
   BatchStatistics before, after;
+  // The convolution's output before the second normalisation, channel by
+  // channel (C, N, H, W), for the backward: recomputing it there cost a
+  // fifth of the backward (W3's 96x112x112 block at batch 32: 64-68 ms
+  // recomputing, 52 ms reading it). Undefined on small planes.
+  Tensor conv_output;
 };
 // y = after(conv(before(x))); the running statistics (mean1 ... var2) are
 // updated in place, as norm_activation_forward does.
@@ -125,9 +131,9 @@ NormDepthwiseStatistics norm_depthwise_forward(const NormDepthwise& f,
 struct NormDepthwiseGradients {
   Tensor *dx, *dscale1, *dshift1, *dw, *db, *dscale2, *dshift2;
 };
-void norm_depthwise_backward(const NormDepthwise& f, const BatchStatistics& before,
-                             const BatchStatistics& after, const NormDepthwiseInputs& in,
-                             const Tensor& dy, const NormDepthwiseGradients& grads);
+void norm_depthwise_backward(const NormDepthwise& f, const NormDepthwiseStatistics& st,
+                             const NormDepthwiseInputs& in, const Tensor& dy,
+                             const NormDepthwiseGradients& grads);
 
 // --- Fused convolutions: the execution plan's fast path -------------------
 //

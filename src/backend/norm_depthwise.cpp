@@ -25,45 +25,40 @@ void prefetch_plane(const float* x, int64_t n) {
 }
 
 
-// Channel c's convolution output for every image (x2, n planes) from x,
-// normalised as it is read (map).
-void convolve_channel(const NormDepthwiseShape& k, const NormDepthwiseInputs& in,
-                      const InputMap& map, int64_t c, std::vector<float>& x2) {
-  const float* x = data(in.x);
-  const float* w = data(in.w) + c * k.taps;
-  const float b = in.b ? data(in.b)[c] : 0.0f;
-  x2.resize(k.n * k.p.out_size());
-  for (int64_t i = 0; i < k.n; ++i) {
-    if (i + 1 < k.n) prefetch_plane(x + k.in_at(i + 1, c), k.p.size());
-    forward_plane(k.p, x + k.in_at(i, c), w, b, x2.data() + i * k.p.out_size(), &map);
-  }
-}
-
-// The forward pass plane by plane, channel by channel.
+// The forward pass plane by plane, channel by channel: channel c's
+// convolution output for every image (x2, n planes) from x, normalised as it
+// is read, kept in st.conv_output.
 void planes_forward(const NormDepthwise& f, const NormDepthwiseInputs& in,
                     const NormDepthwiseShape& k, NormDepthwiseStatistics& st, Tensor& y) {
   const int64_t in_size = k.p.size(), out_size = k.p.out_size();
+  st.conv_output = Tensor::uninitialized(DType::kF32, {k.channels, k.n, k.p.oh, k.p.ow});
+  const float* x = data(in.x);
 #pragma omp parallel for num_threads(loop_threads(in.x->numel())) schedule(static)
   for (int64_t c = 0; c < k.channels; ++c) {
-    thread_local std::vector<float> x2;
-    channel_statistics(data(in.x) + k.in_at(0, c), k.n, k.channels * in_size, in_size, c,
-                       st.before);
+    channel_statistics(x + k.in_at(0, c), k.n, k.channels * in_size, in_size, c, st.before);
     const InputMap map1{affine_of(st.before, c, data(in.scale1), data(in.shift1), f.before.epsilon),
                         f.before.lo, f.before.hi};
-    convolve_channel(k, in, map1, c, x2);
-    channel_statistics(x2.data(), k.n, out_size, out_size, c, st.after);
+    float* x2 = st.conv_output.data<float>() + c * k.n * out_size;
+    const float* w = data(in.w) + c * k.taps;
+    const float b = in.b ? data(in.b)[c] : 0.0f;
+    for (int64_t i = 0; i < k.n; ++i) {
+      if (i + 1 < k.n) prefetch_plane(x + k.in_at(i + 1, c), in_size);
+      forward_plane(k.p, x + k.in_at(i, c), w, b, x2 + i * out_size, &map1);
+    }
+    channel_statistics(x2, k.n, out_size, out_size, c, st.after);
     const Affine f2 = affine_of(st.after, c, data(in.scale2), data(in.shift2), f.after.epsilon);
     for (int64_t i = 0; i < k.n; ++i)
-      normalize_plane(x2.data() + i * out_size, y.data<float>() + k.out_at(i, c), out_size, f2,
+      normalize_plane(x2 + i * out_size, y.data<float>() + k.out_at(i, c), out_size, f2,
                       f.after.lo, f.after.hi);
   }
 }
 
 // The backward pass plane by plane, channel by channel.
-void planes_backward(const NormDepthwise& f, const BatchStatistics& before,
-                     const BatchStatistics& after, const NormDepthwiseInputs& in,
-                     const NormDepthwiseShape& k, const Tensor& dy,
+void planes_backward(const NormDepthwise& f, const NormDepthwiseStatistics& st,
+                     const NormDepthwiseInputs& in, const NormDepthwiseShape& k, const Tensor& dy,
                      const NormDepthwiseGradients& grads) {
+  const BatchStatistics &before = st.before, &after = st.after;
+  GRAFT_ASSERT(st.conv_output.defined());
   const int64_t in_size = k.p.size(), out_size = k.p.out_size();
   const std::vector<float> turned = turned_kernels(data(in.w), k.channels, k.taps);
   const float* x = data(in.x);
@@ -71,20 +66,19 @@ void planes_backward(const NormDepthwise& f, const BatchStatistics& before,
   const bool wants_dy1 = grads.dx || grads.dscale1 || grads.dshift1;
 #pragma omp parallel for num_threads(loop_threads(in.x->numel())) schedule(static)
   for (int64_t c = 0; c < k.channels; ++c) {
-    thread_local std::vector<float> x2, dx2, dy1;
+    thread_local std::vector<float> dx2, dy1;
     dx2.resize(out_size);
     dy1.resize(in_size);
     const Affine f1 = affine_of(before, c, data(in.scale1), data(in.shift1), f.before.epsilon);
     const Affine f2 = affine_of(after, c, data(in.scale2), data(in.shift2), f.after.epsilon);
     const InputMap map1{f1, f.before.lo, f.before.hi};
-    // The convolution's output again (kept for the channel: 1.6 MB at most
-    // in MobileNetV2, in L2), and the second normalisation's sums.
-    convolve_channel(k, in, map1, c, x2);
+    // The second normalisation's sums.
+    const float* x2 = st.conv_output.data<float>() + c * k.n * out_size;
     PlaneSums sums2;
     for (int64_t i = 0; i < k.n; ++i) {
       if (i + 1 < k.n) prefetch_plane(dy.data<float>() + k.out_at(i + 1, c), out_size);
-      sums2 += gradient_sums(x2.data() + i * out_size, dy.data<float>() + k.out_at(i, c), out_size,
-                             f2, f.after.lo, f.after.hi);
+      sums2 += gradient_sums(x2 + i * out_size, dy.data<float>() + k.out_at(i, c), out_size, f2,
+                             f.after.lo, f.after.hi);
     }
     const ChannelGradient g2 = channel_gradient(after, c, double(k.n * out_size),
                                                 data(in.scale2)[c], f.after.epsilon, sums2);
@@ -97,7 +91,7 @@ void planes_backward(const NormDepthwise& f, const BatchStatistics& before,
     double db = 0;
     PlaneSums sums1;
     for (int64_t i = 0; i < k.n; ++i) {
-      gradient_plane(x2.data() + i * out_size, dy.data<float>() + k.out_at(i, c), dx2.data(),
+      gradient_plane(x2 + i * out_size, dy.data<float>() + k.out_at(i, c), dx2.data(),
                      out_size, f2, f.after.lo, f.after.hi, g2);
       if (grads.dw || grads.db)
         weights_plane(k.p, x + k.in_at(i, c), dx2.data(), dw.data(), grads.db ? &db : nullptr,
@@ -136,7 +130,7 @@ NormDepthwiseStatistics norm_depthwise_forward(const NormDepthwise& f,
                                                Tensor& var1, Tensor& mean2, Tensor& var2,
                                                Tensor& y) {
   const NormDepthwiseShape k = shape_of(f, in);
-  NormDepthwiseStatistics st{empty_statistics(k.channels), empty_statistics(k.channels)};
+  NormDepthwiseStatistics st{empty_statistics(k.channels), empty_statistics(k.channels), {}};
   if (runs_in_lanes(k.p))
     lanes_forward(f, in, k, st, y);
   else
@@ -147,14 +141,14 @@ NormDepthwiseStatistics norm_depthwise_forward(const NormDepthwise& f,
   return st;
 }
 
-void norm_depthwise_backward(const NormDepthwise& f, const BatchStatistics& before,
-                             const BatchStatistics& after, const NormDepthwiseInputs& in,
-                             const Tensor& dy, const NormDepthwiseGradients& grads) {
+void norm_depthwise_backward(const NormDepthwise& f, const NormDepthwiseStatistics& st,
+                             const NormDepthwiseInputs& in, const Tensor& dy,
+                             const NormDepthwiseGradients& grads) {
   const NormDepthwiseShape k = shape_of(f, in);
   if (runs_in_lanes(k.p))
-    lanes_backward(f, before, after, in, k, dy, grads);
+    lanes_backward(f, st.before, st.after, in, k, dy, grads);
   else
-    planes_backward(f, before, after, in, k, dy, grads);
+    planes_backward(f, st, in, k, dy, grads);
   count_served();
 }
 

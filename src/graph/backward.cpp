@@ -175,12 +175,13 @@ void Session::backward(const TensorMap& output_grads) {
       auto saved = [&](const std::string& v) -> const Tensor& { return saved_.at(v); };
       with_context(contexts_[i], [&] {
         backend::norm_depthwise_backward(
-            *fused->norm_depthwise, plan.norm_statistics.at(fused->node),
-            plan.norm_statistics.at(fused->fused[2]), norm_depthwise_inputs(*fused, saved),
-            *grad_outputs[0],
+            *fused->norm_depthwise, plan.depthwise_statistics.at(fused->node),
+            norm_depthwise_inputs(*fused, saved), *grad_outputs[0],
             {grad(kNdX), grad(kNdScale1), grad(kNdShift1), grad(kNdWeights), grad(kNdBias),
              grad(kNdScale2), grad(kNdShift2)});
       });
+      // Its kept convolution output is read by no other step: free it now.
+      plan.depthwise_statistics.at(fused->node).conv_output = Tensor();
     } else if (fused) {
       with_context(contexts_[i], [&] {
         backend::norm_activation_backward(

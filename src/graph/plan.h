@@ -50,9 +50,11 @@ struct ExecutionPlan {
   size_t arena_bytes = 0;
   std::shared_ptr<uint8_t> arena;          // allocated by the Session
   bool fast_kernels = false;               // made with oneDNN's kernels on
-  // Training: the batch statistics of each fused BatchNormalization (by
-  // node), kept from run() for backward().
+  // Training: the batch statistics of each fused BatchNormalization, and
+  // what each fused depthwise step keeps (by node), from run() for
+  // backward().
   std::map<int, backend::BatchStatistics> norm_statistics;
+  std::map<int, backend::NormDepthwiseStatistics> depthwise_statistics;
 };
 
 struct PlanRequest {

@@ -177,11 +177,9 @@ TensorMap Session::run(const TensorMap& inputs) {
       if (step.norm_depthwise) {
         Tensor y = make_value(plan, step.writes.at(0));
         auto param = [&](size_t k) -> Tensor& { return graph_.initializers.at(step.reads[k]); };
-        backend::NormDepthwiseStatistics st = backend::norm_depthwise_forward(
+        plan.depthwise_statistics[step.node] = backend::norm_depthwise_forward(
             *step.norm_depthwise, norm_depthwise_inputs(step, value), param(kNdMean1),
             param(kNdVar1), param(kNdMean2), param(kNdVar2), y);
-        plan.norm_statistics[step.node] = std::move(st.before);
-        plan.norm_statistics[step.fused[2]] = std::move(st.after);
         values[step.writes[0]] = std::move(y);
         return;
       }
