@@ -365,10 +365,6 @@ void forward_plane(const Plane& p, const float* x, const float* w, float b, floa
 // dx from dy (one plane each) and the turned kernel.
 void backward_data_plane(const Plane& p, const float* dy, const float* turned, float* dx) {
   const Plane t = transposed(p);
-  // Unit strides: dy read with masked loads, no padded copy (the fused
-  // backward of W3, mean of four alternating rounds: 219 -> 212 ms).
-  if (p.sh == 1 && p.sw == 1 && has_avx512() && fits_3x3(t) && t.ow <= avx512::kMaxPaddedRow)
-    return avx512::forward_unpadded(t, dy, turned, 0.0f, dx);
   if (p.sh == 1 && p.sw == 1) return forward_plane(t, dy, turned, 0.0f, dx);
   thread_local std::vector<float> spread, row;
   if (p.kh == 3 && p.kw == 3 && p.sw == 2) {

@@ -45,20 +45,6 @@ GRAFT_AVX512 inline Map map_of(const InputMap& m) {
           _mm512_set1_ps(m.f.shift), _mm512_set1_ps(m.lo),       _mm512_set1_ps(m.hi)};
 }
 
-// Sixteen values x[c...] where `lanes`, mapped, else zero; loaded whole
-// when they all lie in x's plane (profiling a 7x7 block, half of the
-// padding's samples sat on a masked load).
-GRAFT_AVX512 inline __m512 values(const float* x, int64_t c, __mmask16 lanes, bool whole,
-                                  const Map* map) {
-  __m512 v = whole ? _mm512_loadu_ps(x + c) : _mm512_maskz_loadu_ps(lanes, x + c);
-  if (map) {
-    v = _mm512_fmadd_ps(map->a, _mm512_sub_ps(_mm512_sub_ps(v, map->k), map->centre),
-                        map->shift);
-    v = _mm512_min_ps(_mm512_max_ps(v, map->lo), map->hi);
-  }
-  return _mm512_maskz_mov_ps(lanes, v);
-}
-
 // Tap (i, j) of output (o, q) reads padded + o * SH * row + q + i * row +
 // column j's offset, row = SW * part (depthwise.cpp's Padded): j at column
 // stride 1; 0, part (the odd columns) and 1 at stride 2. The padded copy is
@@ -114,28 +100,6 @@ struct PaddedRows {
   int64_t part;
   GRAFT_AVX512 bool taps(int64_t r, int64_t q, __m512* v) const {
     taps_of<SW>(padded + r * SW * part + q, part, v);
-    return true;
-  }
-};
-
-// The plane itself at unit column stride, no padded copy: each tap a
-// masked load, zero outside the row. The masks are the same in every row,
-// so they are made once (kMaxPaddedRow columns at most).
-struct PlaneRows {
-  const Plane& p;
-  const float* x;
-  __mmask16 inside[kMaxPaddedRow / kLanes][3];  // by block of sixteen outputs and kernel column
-  GRAFT_AVX512 PlaneRows(const Plane& plane, const float* input) : p(plane), x(input) {
-    GRAFT_ASSERT(p.ow <= kMaxPaddedRow);
-    for (int64_t q = 0; q < p.ow; q += kLanes)
-      for (int j = 0; j < 3; ++j) inside[q / kLanes][j] = lanes_within(q - p.pl + j, 0, p.w);
-  }
-  GRAFT_AVX512 bool taps(int64_t r, int64_t q, __m512* v) const {
-    const int64_t in = r - p.pt;
-    if (in < 0 || in >= p.h) return false;
-    const float* at = x + in * p.w + q - p.pl;
-#pragma GCC unroll 3
-    for (int j = 0; j < 3; ++j) v[j] = _mm512_maskz_loadu_ps(inside[q / kLanes][j], at + j);
     return true;
   }
 };
@@ -227,47 +191,58 @@ GRAFT_AVX512 void weights(const Plane& p, const float* padded, int64_t part, con
   if (db) *db += lane_sum(bias);
 }
 
-}  // namespace
-
-GRAFT_AVX512 void pad(const Plane& p, int64_t rows, int64_t part, const float* x,
-                      const InputMap* input_map, float* out) {
-  Map m;
-  const Map* map = nullptr;
-  if (input_map) {
-    m = map_of(*input_map);
-    map = &m;
-  }
+// pad() at column stride SW, mapping the values when Mapped. A tight loop
+// of its own per case: with the map's constants in registers and one
+// masked load per sixteen columns it runs 16 -> N cycles per sixteen values
+// at 56x56 (the general loop reloaded the constants and branched on each).
+template <int SW, bool Mapped>
+GRAFT_AVX512 void pad_rows(const Plane& p, int64_t rows, int64_t part, const float* x,
+                           const InputMap& input_map, float* out) {
+  const int64_t width = SW * part;
+  GRAFT_ASSERT(width <= kMaxPaddedRow);
   // Padded column c shows input column c - pl: which lanes of each sixteen
   // columns do, the same in every row.
-  const int64_t width = p.sw * part, first = p.pl, last = p.pl + p.w;
-  GRAFT_ASSERT(width <= kMaxPaddedRow);
   __mmask16 shown[kMaxPaddedRow / kLanes];
-  for (int64_t c = 0; c < width; c += kLanes) shown[c / kLanes] = lanes_within(c, first, last);
+  for (int64_t c = 0; c < width; c += kLanes) shown[c / kLanes] = lanes_within(c, p.pl, p.pl + p.w);
+  const Map m = Mapped ? map_of(input_map) : Map{};
+  // Sixteen columns from c of a row starting at src, zero where not shown.
+  auto columns = [&](const float* src, int64_t c) GRAFT_AVX512 {
+    const __mmask16 lanes = shown[c / kLanes];
+    __m512 v = _mm512_maskz_loadu_ps(lanes, src + c);
+    if (!Mapped) return v;
+    v = _mm512_fmadd_ps(m.a, _mm512_sub_ps(_mm512_sub_ps(v, m.k), m.centre), m.shift);
+    return _mm512_maskz_mov_ps(lanes, _mm512_min_ps(_mm512_max_ps(v, m.lo), m.hi));
+  };
   const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   for (int64_t r = 0; r < rows; ++r) {
-    const int64_t in = r - p.pt;
     float* dst = out + r * width;
+    const int64_t in = r - p.pt;
+    if (in < 0 || in >= p.h) {
+      for (int64_t c = 0; c < width; c += kLanes) _mm512_storeu_ps(dst + c, _mm512_setzero_ps());
+      continue;
+    }
     const float* src = x + in * p.w - p.pl;
-    // src[c...] lies in x's plane for lowest <= c <= highest.
-    const int64_t lowest = p.pl - in * p.w, highest = p.pl + (p.h - in) * p.w - kLanes;
-    const bool shows = in >= 0 && in < p.h;
-    auto columns = [&](int64_t c) GRAFT_AVX512 {
-      const __mmask16 lanes = shown[c / kLanes];
-      if (!shows || !lanes) return _mm512_setzero_ps();
-      return values(src, c, lanes, c >= lowest && c <= highest, map);
-    };
-    for (int64_t c = 0; c < width; c += p.sw * kLanes) {
-      if (p.sw == 1) {
-        _mm512_storeu_ps(dst + c, columns(c));
+    for (int64_t c = 0; c < width; c += SW * kLanes) {
+      if (SW == 1) {
+        _mm512_storeu_ps(dst + c, columns(src, c));
         continue;
       }
       // Thirty-two columns from c, split into their even and odd ones.
-      const __m512 a = columns(c), b = columns(c + kLanes);
+      const __m512 a = columns(src, c), b = columns(src, c + kLanes);
       _mm512_storeu_ps(dst + c / 2, _mm512_permutex2var_ps(a, even, b));
       _mm512_storeu_ps(dst + part + c / 2, _mm512_permutex2var_ps(a, odd, b));
     }
   }
+}
+
+}  // namespace
+
+GRAFT_AVX512 void pad(const Plane& p, int64_t rows, int64_t part, const float* x,
+                      const InputMap* map, float* out) {
+  if (p.sw == 1) return map ? pad_rows<1, true>(p, rows, part, x, *map, out)
+                            : pad_rows<1, false>(p, rows, part, x, {}, out);
+  map ? pad_rows<2, true>(p, rows, part, x, *map, out) : pad_rows<2, false>(p, rows, part, x, {}, out);
 }
 
 GRAFT_AVX512 void forward(const Plane& p, const float* padded, int64_t part, const float* w,
@@ -282,11 +257,6 @@ GRAFT_AVX512 void forward(const Plane& p, const float* padded, int64_t part, con
     return narrow ? convolve<2, 4>(p, rows, w, b, y) : convolve<2, 2>(p, rows, w, b, y);
   if (p.sw == 1) return convolve<2, 2>(p, PaddedRows<1>{padded, part}, w, b, y);
   convolve<1, 2>(p, rows, w, b, y);
-}
-
-GRAFT_AVX512 void forward_unpadded(const Plane& p, const float* x, const float* w, float b,
-                                   float* y) {
-  convolve<1, 2>(p, PlaneRows{p, x}, w, b, y);
 }
 
 GRAFT_AVX512 void weights(const Plane& p, const float* padded, int64_t part, const float* dy,
@@ -305,13 +275,25 @@ GRAFT_AVX512 void backward_data_s2(const Plane& p, const float* dy, const float*
   const __m512i low = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   const __m512i high = _mm512_add_epi32(low, _mm512_set1_epi32(8));
   const int64_t columns = p.w + p.pl;  // padded columns that hold dx
+  // The masks of each block of sixteen m, the same in every row (made per
+  // row they cost as much as the arithmetic).
+  struct Masks {
+    __mmask16 here, before, low, high;
+  } masks[kMaxPaddedRow / kLanes];
+  GRAFT_ASSERT(columns <= 2 * kMaxPaddedRow);
+  for (int64_t m = 0; 2 * m < columns; m += kLanes) {
+    const int64_t c = 2 * m - p.pl;
+    masks[m / kLanes] = {lanes_below(m, p.ow), lanes_within(m - 1, 0, p.ow),
+                         lanes_within(c, 0, p.w), lanes_within(c + kLanes, 0, p.w)};
+  }
   for (int64_t r = 0; r < p.h; ++r) {
     const RowsReaching rows = rows_reaching(p, r);
     for (int64_t m = 0; 2 * m < columns; m += kLanes) {
       // Padded column P = 2m + 2l (even) takes w(i,0) dy(m + l) + w(i,2)
       // dy(m + l - 1); P + 1 (odd) takes w(i,1) dy(m + l).
       __m512 even = _mm512_setzero_ps(), odd = _mm512_setzero_ps();
-      const __mmask16 here = lanes_below(m, p.ow), before = lanes_within(m - 1, 0, p.ow);
+      const Masks& mask = masks[m / kLanes];
+      const __mmask16 here = mask.here, before = mask.before;
       for (int k = 0; k < rows.count; ++k) {
         const float* d = dy + rows.out_row[k] * p.ow;
         const int t = rows.tap_row[k];
@@ -324,10 +306,8 @@ GRAFT_AVX512 void backward_data_s2(const Plane& p, const float* dy, const float*
       // Straight into dx, whose column c is padded column c + pl (through
       // a row buffer, the copy cost 2% of W3's step).
       float* out = dx + r * p.w + 2 * m - p.pl;
-      const int64_t c = 2 * m - p.pl;
-      _mm512_mask_storeu_ps(out, lanes_within(c, 0, p.w), _mm512_permutex2var_ps(even, low, odd));
-      _mm512_mask_storeu_ps(out + kLanes, lanes_within(c + kLanes, 0, p.w),
-                            _mm512_permutex2var_ps(even, high, odd));
+      _mm512_mask_storeu_ps(out, mask.low, _mm512_permutex2var_ps(even, low, odd));
+      _mm512_mask_storeu_ps(out + kLanes, mask.high, _mm512_permutex2var_ps(even, high, odd));
     }
   }
 }

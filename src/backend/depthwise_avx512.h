@@ -24,9 +24,6 @@ void pad(const Plane& p, int64_t rows, int64_t part, const float* x, const Input
          float* padded);
 // y = b + the 3x3 window sums of the padded input with kernel w.
 void forward(const Plane& p, const float* padded, int64_t part, const float* w, float b, float* y);
-// The same at unit strides straight from x (h x w, not padded; ow at most
-// kMaxPaddedRow): each tap a masked load.
-void forward_unpadded(const Plane& p, const float* x, const float* w, float b, float* y);
 // dw[t] += the sum of dy * the padded input under tap t; *db += the sum of
 // dy (db may be nullptr).
 void weights(const Plane& p, const float* padded, int64_t part, const float* dy, double* dw,
