@@ -50,14 +50,15 @@ GRAFT_AVX512 inline Map map_of(const InputMap& m) {
 // stride 1; 0, part (the odd columns) and 1 at stride 2. The padded copy is
 // aligned to 64 bytes and `part` is whole vectors.
 
-// The sum of v's lanes (GCC 12's _mm512_reduce_add_ps warns of an
-// uninitialised variable of its own).
+// The sum of v's lanes, halving in registers (GCC 12's _mm512_reduce_add_ps
+// warns of an uninitialised variable of its own; adding the lanes one by one
+// from memory cost a 14x14 plane's weight gradient half its time).
 GRAFT_AVX512 inline float lane_sum(__m512 v) {
-  alignas(64) float lanes[kLanes];
-  _mm512_store_ps(lanes, v);
-  float s = 0;
-  for (float l : lanes) s += l;
-  return s;
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+  v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+  v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm512_cvtss_f32(v);
 }
 
 // v to y[at...] in a plane of `size` floats written in increasing order: a
@@ -152,9 +153,10 @@ GRAFT_AVX512 inline void row_tile(const Plane& p, const Rows& rows, const __m512
 }
 
 // y = b + the 3x3 window sums with kernel w, R output rows at a time, then
-// the rows left one tile each: a tile past the last row would read past the
-// padded copy's end (14x14 planes took 2.5x as long when their last tile
-// did).
+// the rows left in tiles of two and one: a tile past the last row would
+// read past the padded copy's end (14x14 planes took 2.5x as long when
+// their last tile did). A tile's sums are chains of nine multiply-adds, so
+// a tile of one row waits on each.
 template <int SH, int R, class Rows>
 GRAFT_AVX512 void convolve(const Plane& p, const Rows& rows, const float* w, float b, float* y) {
   __m512 taps[9];
@@ -162,6 +164,8 @@ GRAFT_AVX512 void convolve(const Plane& p, const Rows& rows, const float* w, flo
   const __m512 bias = _mm512_set1_ps(b);
   int64_t o = 0;
   for (; o + R <= p.oh; o += R) row_tile<SH, R>(p, rows, taps, bias, y, o);
+  if (R > 2)
+    for (; o + 2 <= p.oh; o += 2) row_tile<SH, 2>(p, rows, taps, bias, y, o);
   for (; o < p.oh; ++o) row_tile<SH, 1>(p, rows, taps, bias, y, o);
 }
 
@@ -208,6 +212,7 @@ GRAFT_AVX512 void pad_rows(const Plane& p, int64_t rows, int64_t part, const flo
   // Sixteen columns from c of a row starting at src, zero where not shown.
   auto columns = [&](const float* src, int64_t c) GRAFT_AVX512 {
     const __mmask16 lanes = shown[c / kLanes];
+    if (!lanes) return _mm512_setzero_ps();  // the columns past the row's end
     __m512 v = _mm512_maskz_loadu_ps(lanes, src + c);
     if (!Mapped) return v;
     v = _mm512_fmadd_ps(m.a, _mm512_sub_ps(_mm512_sub_ps(v, m.k), m.centre), m.shift);
