@@ -432,6 +432,28 @@ TEST(ExecutionPlan, TrainingFusesTheDepthwiseConvBetweenTwoNormalisations) {
   EXPECT_EQ(profile.at("BatchNormalization+Clip").calls, 4) << "q and r";
 }
 
+// A depthwise step whose input nothing else holds or reads (a Conv's output)
+// takes the input's storage for its input gradient: in both forms (11x11
+// planes, then 6x6 ones, sixteen channels side by side) the gradients still
+// equal the reference kernels'.
+TEST(ExecutionPlan, TrainingDepthwiseStepWritesItsInputGradientOverItsInput) {
+  GraphBuilder b({3, 6, 11, 11});
+  std::string e = b.relu6("e", b.batch_norm("e_bn", b.conv("e_conv", "x", 20, 1)));
+  std::string d = b.relu6("d", b.batch_norm("d_bn", b.conv("d_dw", e, 20, 3, 1, true)));
+  std::string f = b.relu6("f", b.batch_norm("f_bn", b.conv("f_conv", d, 18, 1)));
+  std::string g = b.relu6("g", b.batch_norm("g_bn", b.conv("g_dw", f, 18, 3, 2, true)));
+  b.g.nodes.push_back(node("GlobalAveragePool", {g}, {"y"}));
+  b.output("y");
+  for (const char* bn : {"e_bn", "d_bn", "f_bn", "g_bn"}) {
+    const int64_t c = b.g.initializers.at(std::string(bn) + "_scale").numel();
+    b.g.initializers[std::string(bn) + "_scale"] = uniform({c}, 70, 2.0f, 5.0f);
+    b.g.initializers[std::string(bn) + "_shift"] = uniform({c}, 71, -1.0f, 4.0f);
+  }
+  std::map<std::string, Session::OpTime> profile =
+      train_both_ways(b, uniform({3, 6, 11, 11}, 29), {{"y", uniform({3, 18, 1, 1}, 30)}});
+  EXPECT_EQ(profile.at("BatchNormalization+Clip+depthwise Conv+BatchNormalization+Clip backward").calls, 4);
+}
+
 // The same step on planes of 7x7 and less, sixteen channels side by side
 // (norm_depthwise_lanes.cpp): two blocks of channels, the second partial; a
 // 3x3 window at stride 1 on the graph input (the first normalisation's

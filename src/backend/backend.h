@@ -126,8 +126,8 @@ NormDepthwiseStatistics norm_depthwise_forward(const NormDepthwise& f,
                                                const NormDepthwiseInputs& in, Tensor& mean1,
                                                Tensor& var1, Tensor& mean2, Tensor& var2,
                                                Tensor& y);
-// From dy, the gradient reaching y, and the forward's statistics of the two
-// normalisations; each gradient nullptr when not wanted.
+// From dy, the gradient reaching y, and what the forward kept; each
+// gradient nullptr when not wanted. dx may be x's own storage.
 struct NormDepthwiseGradients {
   Tensor *dx, *dscale1, *dshift1, *dw, *db, *dscale2, *dshift2;
 };

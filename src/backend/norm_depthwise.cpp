@@ -66,9 +66,12 @@ void planes_backward(const NormDepthwise& f, const NormDepthwiseStatistics& st,
   const bool wants_dy1 = grads.dx || grads.dscale1 || grads.dshift1;
 #pragma omp parallel for num_threads(loop_threads(in.x->numel())) schedule(static)
   for (int64_t c = 0; c < k.channels; ++c) {
+    // dy1: the gradient reaching the first activation's output, every
+    // image's when dx is wanted (dx may be x's own storage, read until the
+    // last pass), else one image's at a time.
     thread_local std::vector<float> dx2, dy1;
     dx2.resize(out_size);
-    dy1.resize(in_size);
+    dy1.resize(dx ? k.n * in_size : in_size);
     const Affine f1 = affine_of(before, c, data(in.scale1), data(in.shift1), f.before.epsilon);
     const Affine f2 = affine_of(after, c, data(in.scale2), data(in.shift2), f.after.epsilon);
     const InputMap map1{f1, f.before.lo, f.before.hi};
@@ -85,8 +88,7 @@ void planes_backward(const NormDepthwise& f, const NormDepthwiseStatistics& st,
     if (grads.dscale2) data(grads.dscale2)[c] = static_cast<float>(g2.dscale);
     if (grads.dshift2) data(grads.dshift2)[c] = static_cast<float>(g2.dshift);
     // Per image: the gradient reaching the convolution's output (dx2), its
-    // weights' and input's gradients, and the first normalisation's sums;
-    // the gradient reaching the first activation's output waits in dx.
+    // weights' and input's gradients, and the first normalisation's sums.
     std::vector<double> dw(k.taps, 0.0);
     double db = 0;
     PlaneSums sums1;
@@ -97,7 +99,7 @@ void planes_backward(const NormDepthwise& f, const NormDepthwiseStatistics& st,
         weights_plane(k.p, x + k.in_at(i, c), dx2.data(), dw.data(), grads.db ? &db : nullptr,
                       &map1);
       if (!wants_dy1) continue;
-      float* d1 = dx ? dx + k.in_at(i, c) : dy1.data();
+      float* d1 = dy1.data() + (dx ? i * in_size : 0);
       backward_data_plane(k.p, dx2.data(), turned.data() + c * k.taps, d1);
       sums1 += gradient_sums(x + k.in_at(i, c), d1, in_size, f1, f.before.lo, f.before.hi);
     }
@@ -112,8 +114,8 @@ void planes_backward(const NormDepthwise& f, const NormDepthwiseStatistics& st,
     if (grads.dshift1) data(grads.dshift1)[c] = static_cast<float>(g1.dshift);
     if (dx)
       for (int64_t i = 0; i < k.n; ++i)
-        gradient_plane(x + k.in_at(i, c), dx + k.in_at(i, c), dx + k.in_at(i, c), in_size, f1,
-                       f.before.lo, f.before.hi, g1);
+        gradient_plane(x + k.in_at(i, c), dy1.data() + i * in_size, dx + k.in_at(i, c), in_size,
+                       f1, f.before.lo, f.before.hi, g1);
   }
 }
 

@@ -418,6 +418,7 @@ OpDef conv_op() {
   };
   d.fast_compute = backend::conv_forward;
   d.fast_backward = backend::conv_backward;
+  d.backward_reads_outputs = false;
   d.compute = [](KernelContext& c) {
     const Tensor& x = c.in(0);
     const Tensor& w = c.in(1);

@@ -122,6 +122,10 @@ struct OpDef {
   // The gradient rule, beside the forward it differentiates. Empty for ops
   // without one: differentiating through them is an error naming the node.
   std::function<void(BackwardContext&)> backward;
+  // Whether the gradient rules read the forward's outputs (BackwardContext::
+  // outputs). When not, the session does not keep them for this op's
+  // backward, and they are null there.
+  bool backward_reads_outputs = true;
 };
 
 class OpRegistry {
