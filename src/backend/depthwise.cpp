@@ -131,15 +131,19 @@ void pad_into(const float* x, int64_t h, int64_t w, int64_t top, int64_t left, i
 }
 
 // The buffer for plane p's input: the rows its outputs read, each as
-// `sw` parts (all columns, or even then odd ones) of `part` floats, wide
-// enough for sixteen-float loads past the last output column.
+// `sw` parts (all columns, or even then odd ones) of `part` floats, the
+// columns the outputs read rounded up to whole vectors. The kernels' loads
+// of the last vector's neighbours run on into the next row, or past the
+// last into kLanes zeros after the buffer (padded_input), and reach only
+// columns past the outputs' (as wide as the outputs, 14x14 planes padded
+// half as much: 14 -> 10 cycles per sixteen values).
 struct Padded {
   int64_t rows, part, sw;
   int64_t tap[9];  // where tap (i, j) of output row 0, column 0 reads
   int64_t row;     // and how much further on output row o + 1 reads
   explicit Padded(const Plane& p)
       : rows(p.sh * (p.oh - 1) + 3),
-        part(round_up(p.ow) + kLanes),
+        part(round_up(p.ow + 2 / p.sw)),
         sw(p.sw),
         row(p.sh * sw * part) {
     for (int64_t i = 0; i < 3; ++i)
@@ -338,7 +342,8 @@ float* aligned_buffer(std::vector<float>& storage, int64_t n) {
 // Plane p's input x (or map(x)) padded (scratch) in the layout of Padded.
 const float* padded_input(const Plane& p, const Padded& in, const float* x, const InputMap* map,
                           std::vector<float>& scratch) {
-  float* padded = aligned_buffer(scratch, in.size());
+  float* padded = aligned_buffer(scratch, in.size() + kLanes);
+  std::fill_n(padded + in.size(), kLanes, 0.0f);
   if (runs_avx512(in)) {
     avx512::pad(p, in.rows, in.part, x, map, padded);
   } else {
