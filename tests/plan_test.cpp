@@ -332,6 +332,16 @@ TEST(ExecutionPlan, TrainingKeepsWhatBackwardReads) {
   for (size_t i = 0; i < 2; ++i) expect_close(grads[0][i], grads[1][i], "gradient");
 }
 
+// Wide scales and shifts for the BatchNormalizations named: the normalised
+// values cross both of ReLU6's bounds.
+void widen_norms(GraphBuilder& b, std::initializer_list<const char*> norms, uint32_t seed) {
+  for (const char* bn : norms) {
+    const int64_t c = b.g.initializers.at(std::string(bn) + "_scale").numel();
+    b.g.initializers[std::string(bn) + "_scale"] = uniform({c}, seed, 2.0f, 5.0f);
+    b.g.initializers[std::string(bn) + "_shift"] = uniform({c}, seed + 1, -1.0f, 4.0f);
+  }
+}
+
 // Training: a BatchNormalization using batch statistics and the Clip or
 // Relu alone reading it run as one step, forward and backward. Outputs,
 // every gradient and the running statistics after two steps equal the
@@ -382,9 +392,7 @@ TEST(ExecutionPlan, TrainingFusesBatchNormWithTheActivationAfterIt) {
   b.g.nodes.push_back(node("GlobalAveragePool", {last}, {"y"}));
   b.output("y");
   b.output(last);
-  // Wide scales and shifts: the normalised values cross both of ReLU6's bounds.
-  b.g.initializers["c1_bn_scale"] = uniform({8}, 50, 2.0f, 5.0f);
-  b.g.initializers["c1_bn_shift"] = uniform({8}, 51, -1.0f, 4.0f);
+  widen_norms(b, {"c1_bn"}, 50);
   Tensor dlast = uniform({4, 6, 5, 5}, 11);
   std::map<std::string, Session::OpTime> profile =
       train_both_ways(b, uniform({4, 3, 10, 10}, 9), {{"y", uniform({4, 6, 1, 1}, 10)}, {last, dlast}});
@@ -415,12 +423,7 @@ TEST(ExecutionPlan, TrainingFusesTheDepthwiseConvBetweenTwoNormalisations) {
   b.g.nodes.push_back(node("GlobalAveragePool", {r}, {"y"}));
   b.output("y");
   b.output(twice);
-  // Wide scales and shifts: the normalised values cross both of ReLU6's bounds.
-  for (const char* bn : {"a1_bn", "a2_bn", "e_bn", "d_bn"}) {
-    const int64_t c = b.g.initializers.at(std::string(bn) + "_scale").numel();
-    b.g.initializers[std::string(bn) + "_scale"] = uniform({c}, 50, 2.0f, 5.0f);
-    b.g.initializers[std::string(bn) + "_shift"] = uniform({c}, 51, -1.0f, 4.0f);
-  }
+  widen_norms(b, {"a1_bn", "a2_bn", "e_bn", "d_bn"}, 50);
   std::map<std::string, Session::OpTime> profile = train_both_ways(
       b, uniform({3, 8, 11, 11}, 9), {{"y", uniform({3, 6, 1, 1}, 10)}, {twice, uniform({3, 6, 6, 6}, 12)}});
   const std::string clip = "BatchNormalization+Clip+depthwise Conv+BatchNormalization+Clip";
@@ -444,11 +447,7 @@ TEST(ExecutionPlan, TrainingDepthwiseStepWritesItsInputGradientOverItsInput) {
   std::string g = b.relu6("g", b.batch_norm("g_bn", b.conv("g_dw", f, 18, 3, 2, true)));
   b.g.nodes.push_back(node("GlobalAveragePool", {g}, {"y"}));
   b.output("y");
-  for (const char* bn : {"e_bn", "d_bn", "f_bn", "g_bn"}) {
-    const int64_t c = b.g.initializers.at(std::string(bn) + "_scale").numel();
-    b.g.initializers[std::string(bn) + "_scale"] = uniform({c}, 70, 2.0f, 5.0f);
-    b.g.initializers[std::string(bn) + "_shift"] = uniform({c}, 71, -1.0f, 4.0f);
-  }
+  widen_norms(b, {"e_bn", "d_bn", "f_bn", "g_bn"}, 70);
   std::map<std::string, Session::OpTime> profile =
       train_both_ways(b, uniform({3, 6, 11, 11}, 29), {{"y", uniform({3, 18, 1, 1}, 30)}});
   EXPECT_EQ(profile.at("BatchNormalization+Clip+depthwise Conv+BatchNormalization+Clip backward").calls, 4);
@@ -465,11 +464,7 @@ TEST(ExecutionPlan, TrainingFusesTheDepthwiseStepOnSmallPlanesSixteenChannelsAtA
   std::string d = b.unary("Relu", "d", b.batch_norm("d_bn", b.conv("d_dw", e, 36, 3, 2, true)));
   b.g.nodes.push_back(node("GlobalAveragePool", {d}, {"y"}));
   b.output("y");
-  for (const char* bn : {"a1_bn", "a2_bn", "e_bn", "d_bn"}) {
-    const int64_t c = b.g.initializers.at(std::string(bn) + "_scale").numel();
-    b.g.initializers[std::string(bn) + "_scale"] = uniform({c}, 60, 2.0f, 5.0f);
-    b.g.initializers[std::string(bn) + "_shift"] = uniform({c}, 61, -1.0f, 4.0f);
-  }
+  widen_norms(b, {"a1_bn", "a2_bn", "e_bn", "d_bn"}, 60);
   std::map<std::string, Session::OpTime> profile =
       train_both_ways(b, uniform({3, 20, 7, 7}, 19), {{"y", uniform({3, 36, 1, 1}, 20)}});
   EXPECT_EQ(profile.at("BatchNormalization+Clip+depthwise Conv+BatchNormalization+Clip").calls, 2);
