@@ -2,6 +2,7 @@
 // reverse-mode differentiation over them with each op's gradient rule.
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 
 #include "graft/session.h"
 #include "graph/plan.h"
@@ -131,6 +132,8 @@ void Session::backward(const TensorMap& output_grads) {
   for (size_t i = 0; i < graph_.nodes.size(); ++i)
     if (active_[i] && !fused_later.count(static_cast<int>(i)))
       for_each_read(i, [&](const std::string& name) { ++readers_left[name]; });
+  for (auto it = saved_.begin(); it != saved_.end();)  // what no gradient reads (a Conv's output)
+    it = readers_left.count(it->first) ? std::next(it) : saved_.erase(it);
   auto release_reads = [&](size_t i) {
     for_each_read(i, [&](const std::string& name) {
       if (--readers_left[name] == 0) saved_.erase(name);
