@@ -91,17 +91,15 @@ GRAFT_AVX512 inline void taps_of(const float* at, int64_t part, __m512* v) {
 
 // Where a tile's inputs come from. taps(r, q, v) sets v[j] to the sixteen
 // values kernel column j reads for outputs q.. in window row r (output row
-// o reads window rows o * SH .. o * SH + 2), or returns false for a row of
-// zeros.
+// o reads window rows o * SH .. o * SH + 2).
 
 // depthwise.cpp's padded copy: window row r is padded row r.
 template <int SW>
 struct PaddedRows {
   const float* padded;
   int64_t part;
-  GRAFT_AVX512 bool taps(int64_t r, int64_t q, __m512* v) const {
+  GRAFT_AVX512 void taps(int64_t r, int64_t q, __m512* v) const {
     taps_of<SW>(padded + r * SW * part + q, part, v);
-    return true;
   }
 };
 
@@ -121,7 +119,7 @@ GRAFT_AVX512 inline void tile(const Rows& rows, const __m512* w, __m512 bias, fl
 #pragma GCC unroll 4
     for (int u = 0; u < B; ++u) {
       __m512 v[3];
-      if (!rows.taps(o * SH + k, qb + u * kLanes, v)) continue;
+      rows.taps(o * SH + k, qb + u * kLanes, v);
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         const int i = k - r * SH;
@@ -197,7 +195,7 @@ GRAFT_AVX512 void weights(const Plane& p, const float* padded, int64_t part, con
 
 // pad() at column stride SW, mapping the values when Mapped. A tight loop
 // of its own per case: with the map's constants in registers and one
-// masked load per sixteen columns it runs 16 -> N cycles per sixteen values
+// masked load per sixteen columns it runs 16 -> 8 cycles per sixteen values
 // at 56x56 (the general loop reloaded the constants and branched on each).
 template <int SW, bool Mapped>
 GRAFT_AVX512 void pad_rows(const Plane& p, int64_t rows, int64_t part, const float* x,
