@@ -342,11 +342,6 @@ void widen_norms(GraphBuilder& b, std::initializer_list<const char*> norms, uint
   }
 }
 
-// Training: a BatchNormalization using batch statistics and the Clip or
-// Relu alone reading it run as one step, forward and backward. Outputs,
-// every gradient and the running statistics after two steps equal the
-// reference kernels', node by node. BatchNormalizations whose output is read
-// twice, feeds an Add, or is a graph output are not fused.
 // Trains b's graph (every weight, scale and shift trainable) two steps with
 // the fast kernels and with the reference ones; outputs, every gradient and
 // the running statistics must agree. Returns the fast run's profile.
@@ -382,6 +377,11 @@ std::map<std::string, Session::OpTime> train_both_ways(const GraphBuilder& b, co
   return profile;
 }
 
+// Training: a BatchNormalization using batch statistics and the Clip or
+// Relu alone reading it run as one step, forward and backward. Outputs,
+// every gradient and the running statistics after two steps equal the
+// reference kernels', node by node. BatchNormalizations whose output is read
+// twice, feeds an Add, or is a graph output are not fused.
 TEST(ExecutionPlan, TrainingFusesBatchNormWithTheActivationAfterIt) {
   GraphBuilder b({4, 3, 10, 10});
   std::string c1 = b.relu6("c1", b.batch_norm("c1_bn", b.conv("c1_conv", "x", 8, 3)));
