@@ -499,7 +499,9 @@ def main():
     p.add_argument("--rounds-w1", type=int, default=3)
     p.add_argument("--iters-b1", type=int, default=30, help="W1 batch-1 runs per process")
     p.add_argument("--iters-b32", type=int, default=8, help="W1 batch-32 runs per process")
-    p.add_argument("--rounds-w3", type=int, default=2)
+    p.add_argument("--rounds-w3", type=int, default=5,
+                   help="W3 processes per side (with 2 the median is their mean, and one round in a busy "
+                        "stretch of the shared machine decides it)")
     p.add_argument("--iters-w3", type=int, default=5, help="W3 steps per process")
     p.add_argument("--warmup-w3", type=int, default=2, help="W3 steps before timing")
     p.add_argument("--warmup", type=int, default=3)
