@@ -167,7 +167,85 @@ void register_training_step(const std::string& path) {
   }
 }
 
+// A block's middle as W3 trains it: BatchNormalization, ReLU6, depthwise
+// 3x3 Conv, BatchNormalization, ReLU6 at batch 32, every weight trainable
+// (the plan runs it as one fused step, forward and backward).
+Graph block_middle_graph(int64_t channels, int64_t size, int64_t stride) {
+  Graph g;
+  g.opset = 13;
+  g.inputs.push_back({"x", DType::kF32,
+                      std::vector<graft::Dim>{{32, ""}, {channels, ""}, {size, ""}, {size, ""}}});
+  g.outputs.push_back({"y", DType::kF32, std::nullopt});
+  g.initializers["lo"] = Tensor::scalar(0.f);
+  g.initializers["hi"] = Tensor::scalar(6.f);
+  Tensor ones(DType::kF32, {channels});
+  for (int64_t c = 0; c < channels; ++c) ones.data<float>()[c] = 1.0f;
+  auto norm_relu6 = [&](const std::string& name, const std::string& in, const std::string& out) {
+    g.initializers[name + "_scale"] = ones;
+    g.initializers[name + "_shift"] = filled({channels}, 0.1f);
+    g.initializers[name + "_mean"] = Tensor(DType::kF32, {channels});
+    g.initializers[name + "_var"] = ones;
+    g.trainable.insert({name + "_scale", name + "_shift"});
+    g.nodes.push_back(Node{name,
+                           "BatchNormalization",
+                           {in, name + "_scale", name + "_shift", name + "_mean", name + "_var"},
+                           {name + "_out"},
+                           {}});
+    g.nodes.push_back(Node{name + "_relu6", "Clip", {name + "_out", "lo", "hi"}, {out}, {}});
+  };
+  norm_relu6("bn1", "x", "a");
+  g.initializers["w"] = filled({channels, 1, 3, 3}, 0.1f);
+  g.trainable.insert("w");
+  g.nodes.push_back(Node{"dw",
+                         "Conv",
+                         {"a", "w"},
+                         {"d"},
+                         {{"kernel_shape", Ints{3, 3}},
+                          {"strides", Ints{stride, stride}},
+                          {"pads", Ints{1, 1, 1, 1}},
+                          {"group", channels}}});
+  norm_relu6("bn2", "d", "y");
+  return g;
+}
+
+void register_block_middles() {
+  struct Middle {
+    int64_t channels, size, stride;
+  };
+  for (Middle m : std::vector<Middle>{{32, 112, 1},
+                                      {96, 112, 2},
+                                      {144, 56, 1},
+                                      {144, 56, 2},
+                                      {192, 28, 1},
+                                      {384, 14, 1},
+                                      {576, 14, 1},
+                                      {576, 14, 2},
+                                      {960, 7, 1}}) {
+    std::string name = "block_middle_train_" + std::to_string(m.channels) + "x" +
+                       std::to_string(m.size) + (m.stride == 2 ? "s2" : "") + "/b32/onednn";
+    auto* b = benchmark::RegisterBenchmark(name.c_str(), [m](benchmark::State& s) {
+      graft::Session session(block_middle_graph(m.channels, m.size, m.stride));
+      session.set_training(true);
+      Tensor x = filled({32, m.channels, m.size, m.size});
+      Tensor dy = filled({32, m.channels, m.size / m.stride, m.size / m.stride}, 0.01f);
+      auto step = [&] {
+        session.run({{"x", x}});
+        session.backward({{"y", dy}});
+      };
+      session.set_profiling(true);
+      step();
+      session.set_profiling(false);
+      if (!session.profile().count(
+              "BatchNormalization+Clip+depthwise Conv+BatchNormalization+Clip"))
+        s.SkipWithError("the plan did not fuse the middle into one step");
+      for (auto _ : s) step();
+    });
+    b->Unit(benchmark::kMillisecond)->UseRealTime();
+  }
+}
+
 void register_all() {
+  register_block_middles();
   for (const OpCase& c : mobilenet_cases()) {
     for (int64_t batch : {1, 32}) {
       for (bool reference : {true, false}) {
