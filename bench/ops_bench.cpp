@@ -169,7 +169,9 @@ void register_training_step(const std::string& path) {
 
 // A block's middle as W3 trains it: BatchNormalization, ReLU6, depthwise
 // 3x3 Conv, BatchNormalization, ReLU6 at batch 32, every weight trainable
-// (the plan runs it as one fused step, forward and backward).
+// (the plan runs it as one fused step, forward and backward). The times
+// include Session::backward's copy of the output's gradient, up to 58 MB
+// here (a W3 step's is its 32x10 logits').
 Graph block_middle_graph(int64_t channels, int64_t size, int64_t stride) {
   Graph g;
   g.opset = 13;
