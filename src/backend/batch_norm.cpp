@@ -227,15 +227,13 @@ BatchStatistics batch_norm_training(const Planes& p, const float* x, const float
                                     const float* shift, double epsilon, float lo, float hi,
                                     float* y) {
   BatchStatistics st = empty_statistics(p.channels);
-  // A channel's planes about fit in L2 (1.6 MB at MobileNetV2's largest,
-  // batch 32): the normalising pass reads them from there, not from memory,
-  // the more so as it runs opposite to the statistics' pass and starts on
-  // the planes read last.
+  // A channel's planes fit in L2 (1.6 MB at MobileNetV2's largest, batch
+  // 32): the normalising pass reads them from there, not from memory.
 #pragma omp parallel for num_threads(loop_threads(p.n * p.channels * p.plane)) schedule(static)
   for (int64_t c = 0; c < p.channels; ++c) {
     p.statistics(x, c, st);
     const Affine f = affine_of(st, c, scale, shift, epsilon);
-    for (int64_t i = p.n - 1; i >= 0; --i)
+    for (int64_t i = 0; i < p.n; ++i)
       normalize_plane(x + p.offset(i, c), y + p.offset(i, c), p.plane, f, lo, hi);
   }
   return st;
@@ -257,7 +255,7 @@ void batch_norm_training_backward(const Planes& p, const BatchStatistics& st, co
     if (dshift) dshift[c] = static_cast<float>(g.dshift);
     if (dscale) dscale[c] = static_cast<float>(g.dscale);
     if (!dx) continue;
-    for (int64_t i = p.n - 1; i >= 0; --i)  // opposite to the sums' pass, as forward
+    for (int64_t i = 0; i < p.n; ++i)
       gradient_plane(x + p.offset(i, c), dy + p.offset(i, c), dx + p.offset(i, c), p.plane, f, lo,
                      hi, g);
   }
