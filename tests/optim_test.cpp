@@ -52,6 +52,32 @@ TEST(Optimizers, MatchTorchAfterFiveSteps) {
   }
 }
 
+// A parameter large enough to be shared among the threads (and updated
+// with vector instructions) takes each value to where torch takes it.
+TEST(Optimizers, AdamUpdatesALargeParameterValueByValueAsTorch) {
+  std::ifstream f(std::string(GRAFT_TEST_DATA) + "/torch_reference.json");
+  auto ref = nlohmann::json::parse(f);
+  auto tiled = [](const std::vector<float>& six, int64_t copies) {
+    std::vector<float> all;
+    for (int64_t c = 0; c < copies; ++c) all.insert(all.end(), six.begin(), six.end());
+    return Tensor::from_vector<float>({copies, 6}, all);
+  };
+  const int64_t copies = 40001;  // 240006 values: past the 2^16 of one thread, not a multiple of 16
+  for (bool decoupled : {false, true}) {
+    auto opt = make_adam({0.9f, 0.999f, 1e-8f, 0.1f, decoupled});
+    Parameters params = {{"w", tiled(floats(ref["w0"]), copies), Tensor()}};
+    for (const auto& g : ref["grads"]) {
+      params[0].grad = tiled(floats(g), copies);
+      opt->step(params, 0.01f);
+    }
+    std::vector<float> want = floats(ref["optim"][decoupled ? "adamw" : "adam_wd"]);
+    std::vector<float> got = params[0].value.to_vector<float>();
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(got[i], want[i % 6], 1e-6 * std::max(1.0f, std::abs(want[i % 6])))
+          << (decoupled ? "adamw" : "adam_wd") << " value " << i;
+  }
+}
+
 TEST(Optimizers, StateRoundTripContinuesIdentically) {
   std::ifstream f(std::string(GRAFT_TEST_DATA) + "/torch_reference.json");
   auto ref = nlohmann::json::parse(f);
