@@ -505,7 +505,9 @@ def main():
     p.add_argument("--iters-w3", type=int, default=5, help="W3 steps per process")
     p.add_argument("--warmup-w3", type=int, default=2, help="W3 steps before timing")
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--rounds-w2", type=int, default=1)
+    p.add_argument("--rounds-w2", type=int, default=3,
+                   help="W2 rounds (each times graft cold and warm and both PyTorch runs; one round's graft "
+                        "cold run ranged 1.26-1.71 s on this host)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seeds", type=int, default=3, help="W2 accuracy: seeds 0..N-1 (timings are seed 0's)")
     p.add_argument("--no-torchscript", action="store_true", help="W1: skip the TorchScript peer")
