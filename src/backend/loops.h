@@ -1,4 +1,5 @@
-// Helpers of graft's own loop kernels (batch_norm.cpp, depthwise.cpp):
+// Helpers of graft's own loop kernels (batch_norm.cpp, depthwise.cpp, and
+// the element-wise loops of Adam and of the gradients' sums):
 // OpenMP loops parallel over channels or planes, and per-plane loops
 // vectorized with `omp simd`, each compiled for AVX-512, AVX2 and the
 // baseline and picked for the machine at load time (target_clones).

@@ -4,7 +4,7 @@
 #include <chrono>
 #include <iterator>
 
-#include "graft/backend.h"
+#include "backend/loops.h"
 #include "graft/session.h"
 #include "graph/plan.h"
 #include "ops/op.h"
@@ -21,7 +21,7 @@ void add_into(Tensor& dst, const Tensor& src) {
       T* d = dst.data<T>();
       const T* s = src.data<T>();
       const int64_t n = dst.numel();  // a residual's gradient: up to 2.4 M values in W3
-#pragma omp parallel for simd num_threads(n < (1 << 16) ? 1 : num_threads()) schedule(static)
+#pragma omp parallel for simd num_threads(backend::loop_threads(n)) schedule(static)
       for (int64_t i = 0; i < n; ++i) d[i] += s[i];
     } else {
       fail(ErrorKind::kInternal, "gradient of dtype {}", dtype_name(dst.dtype()));

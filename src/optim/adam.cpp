@@ -3,7 +3,7 @@
 // order, so parameters match it closely.
 #include <cmath>
 
-#include "graft/backend.h"
+#include "backend/loops.h"
 #include "graft/optim.h"
 
 namespace graft {
@@ -30,7 +30,7 @@ class Adam : public Optimizer {
       // A large parameter's values are shared among the threads (a W3 step's
       // 3.5 M took 8 ms on one); each value's arithmetic is the same.
       const int64_t n = p.value.numel();
-#pragma omp parallel for simd num_threads(n < (1 << 16) ? 1 : num_threads()) schedule(static)
+#pragma omp parallel for simd num_threads(backend::loop_threads(n)) schedule(static)
       for (int64_t i = 0; i < n; ++i) {
         float d = g[i];
         if (o_.decoupled_weight_decay) w[i] *= 1 - lr * o_.weight_decay;
