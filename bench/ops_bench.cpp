@@ -183,10 +183,11 @@ Graph block_middle_graph(int64_t channels, int64_t size, int64_t stride) {
   Tensor ones(DType::kF32, {channels});
   for (int64_t c = 0; c < channels; ++c) ones.data<float>()[c] = 1.0f;
   auto norm_relu6 = [&](const std::string& name, const std::string& in, const std::string& out) {
-    g.initializers[name + "_scale"] = ones;
+    // Each its own storage: a training step updates the running statistics in place.
+    g.initializers[name + "_scale"] = ones.clone();
     g.initializers[name + "_shift"] = filled({channels}, 0.1f);
     g.initializers[name + "_mean"] = Tensor(DType::kF32, {channels});
-    g.initializers[name + "_var"] = ones;
+    g.initializers[name + "_var"] = ones.clone();
     g.trainable.insert({name + "_scale", name + "_shift"});
     g.nodes.push_back(Node{name,
                            "BatchNormalization",
