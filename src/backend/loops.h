@@ -1,8 +1,9 @@
-// Helpers of graft's own loop kernels (batch_norm.cpp, depthwise.cpp, and
-// the element-wise loops of Adam and of the gradients' sums):
+// Helpers of graft's own loop kernels (batch_norm.cpp, depthwise.cpp):
 // OpenMP loops parallel over channels or planes, and per-plane loops
 // vectorized with `omp simd`, each compiled for AVX-512, AVX2 and the
 // baseline and picked for the machine at load time (target_clones).
+// loop_threads is also the rule for the element-wise loops of Adam and of
+// the gradients' sums (adam.cpp, backward.cpp).
 #pragma once
 
 #include <cstdint>
