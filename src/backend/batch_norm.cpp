@@ -22,9 +22,11 @@
 #include "graft/backend.h"
 
 #include "backend/backend.h"
+#include "backend/depthwise_avx512.h"
 #include "backend/dnnl_util.h"
 #include "backend/loops.h"
 #include "backend/norm_planes.h"
+#include "backend/norm_planes_avx512.h"
 
 namespace graft::backend {
 
@@ -128,6 +130,7 @@ namespace {
 
 // Sum of x - k and of (x - k)^2.
 GRAFT_PLANE_LOOP PlaneSums shifted_sums(const float* x, int64_t n, float k) {
+  if (has_avx512()) return avx512::shifted_sums(x, n, k);
   float s1 = 0, s2 = 0;
 #pragma omp simd reduction(+ : s1, s2)
   for (int64_t j = 0; j < n; ++j) {
@@ -170,6 +173,7 @@ GRAFT_PLANE_LOOP void normalize_plane(const float* x, float* y, int64_t n, Affin
 
 GRAFT_PLANE_LOOP PlaneSums gradient_sums(const float* x, const float* dy, int64_t n, Affine f,
                                          float lo, float hi) {
+  if (has_avx512()) return avx512::gradient_sums(x, dy, n, f, lo, hi);
   float s1 = 0, s2 = 0;
 #pragma omp simd reduction(+ : s1, s2)
   for (int64_t j = 0; j < n; ++j) {
