@@ -472,5 +472,52 @@ TEST(ExecutionPlan, TrainingFusesTheDepthwiseStepOnSmallPlanesSixteenChannelsAtA
   EXPECT_EQ(profile.at("BatchNormalization+Clip+depthwise Conv+BatchNormalization+Relu backward").calls, 2);
 }
 
+// On 7x7 planes at batch 8 the values between a pointwise Conv and a
+// depthwise step are stored channels-last (backend::ConvLayout): the step's
+// output read by a Conv (after a stride-2 step from 14x14), a Conv's output
+// read by a step, and both around a step of three channel blocks, the last
+// partial. Not a 14x14 Conv's output, nor a value also read by an Add.
+// Outputs, gradients and running statistics equal the reference kernels'.
+TEST(ExecutionPlan, TrainingKeepsValuesBetweenPointwiseConvsAndDepthwiseStepsChannelsLast) {
+  GraphBuilder b({8, 12, 14, 14});
+  auto middle = [&](const std::string& name, const std::string& in, int64_t stride) {
+    const int64_t c = b.channels.at(in);
+    std::string a = b.relu6(name + "_a", b.batch_norm(name + "_bn1", in));
+    return b.relu6(name, b.batch_norm(name + "_bn2", b.conv(name + "_dw", a, c, 3, stride, true)));
+  };
+  std::string e1 = b.conv("e1_conv", "x", 20, 1);  // 14x14: the plain layout
+  std::string m1 = middle("m1", e1, 2);
+  std::string q1 = b.batch_norm("q1_bn", b.conv("p1_conv", m1, 24, 1));
+  std::string e2 = b.conv("e2_conv", q1, 40, 1);
+  std::string m2 = middle("m2", e2, 1);
+  std::string q2 = b.add("res2", b.batch_norm("q2_bn", b.conv("p2_conv", m2, 24, 1)), q1);
+  std::string m3 = middle("m3", q2, 1);  // reads an Add's output, which is read twice
+  std::string q3 = b.add("res3", b.conv("p3_conv", m3, 24, 1), q2);
+  b.g.nodes.push_back(node("GlobalAveragePool", {q3}, {"y"}));
+  b.output("y");
+  widen_norms(b, {"m1_bn1", "m1_bn2", "m2_bn1", "m2_bn2", "m3_bn1", "m3_bn2"}, 80);
+
+  std::set<std::string> variables;
+  for (const auto& [name, t] : b.g.initializers)
+    if (name.find("_mean") != std::string::npos || name.find("_var") != std::string::npos)
+      variables.insert(name);
+  const auto infos = infer_shapes(b.g, {{"x", {8, 12, 14, 14}}}, {}, variables);
+  const size_t n = b.g.nodes.size();
+  PlanRequest request{b.g, infos, variables, std::vector<bool>(n, true), std::vector<bool>(n), {}};
+  for (size_t i = 0; i < n; ++i) {
+    request.batch_statistics[i] = b.g.nodes[i].op_type == "BatchNormalization";
+    for (const std::string& v : b.g.nodes[i].inputs) request.outliving.insert(v);
+    for (const std::string& v : b.g.nodes[i].outputs) request.outliving.insert(v);
+  }
+  ExecutionPlan plan = make_plan(request);
+  EXPECT_EQ(plan.channels_last, (std::set<std::string>{m1, e2, m2, m3}));
+
+  std::map<std::string, Session::OpTime> profile =
+      train_both_ways(b, uniform({8, 12, 14, 14}, 81), {{"y", uniform({8, 24, 1, 1}, 82)}});
+  EXPECT_EQ(
+      profile.at("BatchNormalization+Clip+depthwise Conv+BatchNormalization+Clip backward").calls,
+      6);
+}
+
 }  // namespace
 }  // namespace graft

@@ -22,6 +22,20 @@ namespace graft::backend {
 bool conv_forward(const ops::KernelContext& c);
 bool conv_backward(const ops::BackwardContext& c);
 
+// A pointwise Conv in training whose input or output (and that value's
+// gradient) is stored channels-last: N x H x W x C in the memory of the
+// value's N x C x H x W tensor. The execution plan (plan.h) stores so a
+// value between such a Conv and a fused depthwise step on small planes,
+// which both work channels-last inside (pointwise.cpp, norm_depthwise_lanes.cpp):
+// the value then needs no reorder on either side.
+struct ConvLayout {
+  bool x_channels_last = false, y_channels_last = false;
+};
+// Whether these two take Conv `conv` (input x, weights w) in any layout.
+bool serves_conv_layout(const Node& conv, const Shape& x, const Shape& w, bool bias);
+void conv_forward_in_layout(const ops::KernelContext& c, ConvLayout layout);
+void conv_backward_in_layout(const ops::BackwardContext& c, ConvLayout layout);
+
 // MaxPool (without the Indices output), AveragePool and GlobalAveragePool.
 bool pool_forward(const ops::KernelContext& c);
 bool pool_backward(const ops::BackwardContext& c);
@@ -106,9 +120,14 @@ void norm_activation_backward(const NormActivation& f, const BatchStatistics& st
 struct NormDepthwise {
   NormActivation before, after;
   Node conv;  // the depthwise Conv: its window
+  // x and dx, or y and dy, stored channels-last (ConvLayout): only where
+  // norm_depthwise_channels_last says the step can.
+  bool x_channels_last = false, y_channels_last = false;
 };
-// Whether the step takes depthwise Conv `conv` with input x and weights w.
+// Whether the step takes depthwise Conv `conv` with input x and weights w;
+// and whether it can also read and write channels-last values.
 bool fuses_norm_depthwise(const Node& conv, const Shape& x, const Shape& w, bool bias);
+bool norm_depthwise_channels_last(const Node& conv, const Shape& x, const Shape& w, bool bias);
 struct NormDepthwiseInputs {
   const Tensor *x, *scale1, *shift1, *w, *b, *scale2, *shift2;  // b: nullptr when none
 };

@@ -127,12 +127,19 @@ bool fuses_norm_depthwise(const Node& conv, const Shape& x, const Shape& w, bool
   return k && k->depthwise();
 }
 
+bool norm_depthwise_channels_last(const Node& conv, const Shape& x, const Shape& w, bool bias) {
+  if (!fuses_norm_depthwise(conv, x, w, bias)) return false;
+  std::optional<ConvCase> k = conv_case(conv, x, w, bias);
+  return runs_in_lanes(plane_of(*k));
+}
+
 NormDepthwiseStatistics norm_depthwise_forward(const NormDepthwise& f,
                                                const NormDepthwiseInputs& in, Tensor& mean1,
                                                Tensor& var1, Tensor& mean2, Tensor& var2,
                                                Tensor& y) {
   const NormDepthwiseShape k = shape_of(f, in);
   NormDepthwiseStatistics st{empty_statistics(k.channels), empty_statistics(k.channels), {}};
+  GRAFT_ASSERT(runs_in_lanes(k.p) || !(f.x_channels_last || f.y_channels_last));
   if (runs_in_lanes(k.p))
     lanes_forward(f, in, k, st, y);
   else
@@ -147,6 +154,7 @@ void norm_depthwise_backward(const NormDepthwise& f, const NormDepthwiseStatisti
                              const NormDepthwiseInputs& in, const Tensor& dy,
                              const NormDepthwiseGradients& grads) {
   const NormDepthwiseShape k = shape_of(f, in);
+  GRAFT_ASSERT(runs_in_lanes(k.p) || !(f.x_channels_last || f.y_channels_last));
   if (runs_in_lanes(k.p))
     lanes_backward(f, st.before, st.after, in, k, dy, grads);
   else

@@ -331,12 +331,53 @@ Block block_at(const NormDepthwiseShape& k, int64_t index) {
 
 int64_t blocks_of(const NormDepthwiseShape& k) { return (k.channels + kLanes - 1) / kLanes; }
 
-// Gathers the block's planes of every image: `size` floats each.
+// The same for a value stored channels-last (ConvLayout): pixel j's
+// channels of the block at x + j * channels.
+GRAFT_PLANE_LOOP void gather_channels_last(const float* x, int64_t size, int64_t channels,
+                                           int count, Lanes* t) {
+  for (int64_t j = 0; j < size; ++j) {
+    if (count == kLanes) {
+      t[j] = load(x + j * channels);
+      continue;
+    }
+    float part[kLanes] = {};
+    std::copy_n(x + j * channels, count, part);
+    t[j] = load(part);
+  }
+}
+GRAFT_PLANE_LOOP void scatter_channels_last(const Lanes* t, int64_t size, int64_t channels,
+                                            int count, float* y) {
+  for (int64_t j = 0; j < size; ++j) {
+    if (count == kLanes) {
+      store(y + j * channels, t[j]);
+      continue;
+    }
+    float part[kLanes];
+    store(part, t[j]);
+    std::copy_n(part, count, y + j * channels);
+  }
+}
+
+// Gathers the block's tiles of every image (`size` pixels each) from x,
+// stored plain or channels-last.
 void gather_all(const float* x, const NormDepthwiseShape& k, const Block& b, int64_t size,
-                Tile& t) {
+                bool channels_last, Tile& t) {
   t.resize(k.n * size);
   for (int64_t i = 0; i < k.n; ++i)
-    gather(x + (i * k.channels + b.c0) * size, size, b.count, t.data() + i * size);
+    if (channels_last)
+      gather_channels_last(x + i * size * k.channels + b.c0, size, k.channels, b.count,
+                           t.data() + i * size);
+    else
+      gather(x + (i * k.channels + b.c0) * size, size, b.count, t.data() + i * size);
+}
+
+// Image i's tile t (`size` pixels) into y, stored plain or channels-last.
+void scatter_image(const Lanes* t, const NormDepthwiseShape& k, const Block& b, int64_t i,
+                   int64_t size, bool channels_last, float* y) {
+  if (channels_last)
+    scatter_channels_last(t, size, k.channels, b.count, y + i * size * k.channels + b.c0);
+  else
+    scatter(t, size, b.count, y + (i * k.channels + b.c0) * size);
 }
 
 // x2: the convolution of every image's normalised input.
@@ -372,7 +413,7 @@ void forward_block(const NormDepthwise& f, const NormDepthwiseInputs& in,
                    const NormDepthwiseShape& k, const Block& b, NormDepthwiseStatistics& st,
                    Tensor& y, Tiles& t) {
   const int64_t size = k.p.size(), out_size = k.p.out_size();
-  gather_all(in.x->data<float>(), k, b, size, t.x);
+  gather_all(in.x->data<float>(), k, b, size, f.x_channels_last, t.x);
   lane_statistics(t.x.data(), k.n, size, b, st.before);
   const LaneAffine f1 =
       lane_affine(st.before, b, data(in.scale1), data(in.shift1), f.before.epsilon);
@@ -381,7 +422,8 @@ void forward_block(const NormDepthwise& f, const NormDepthwiseInputs& in,
   const LaneAffine f2 = lane_affine(st.after, b, data(in.scale2), data(in.shift2), f.after.epsilon);
   normalize(t.x2.data(), k.n * out_size, f2, f.after.lo, f.after.hi);
   for (int64_t i = 0; i < k.n; ++i)
-    scatter(t.x2.data() + i * out_size, out_size, b.count, y.data<float>() + k.out_at(i, b.c0));
+    scatter_image(t.x2.data() + i * out_size, k, b, i, out_size, f.y_channels_last,
+                  y.data<float>());
 }
 
 void backward_block(const NormDepthwise& f, const BatchStatistics& before,
@@ -393,8 +435,8 @@ void backward_block(const NormDepthwise& f, const BatchStatistics& before,
   const Lanes bias = load_kernel(in, k, b, t.kernel);
   const LaneAffine f1 = lane_affine(before, b, data(in.scale1), data(in.shift1), f.before.epsilon);
   const LaneAffine f2 = lane_affine(after, b, data(in.scale2), data(in.shift2), f.after.epsilon);
-  gather_all(in.x->data<float>(), k, b, size, t.x);
-  gather_all(dy.data<float>(), k, b, out_size, t.dy);
+  gather_all(in.x->data<float>(), k, b, size, f.x_channels_last, t.x);
+  gather_all(dy.data<float>(), k, b, out_size, f.y_channels_last, t.dy);
   convolve_all(f, k, bias, f1, t);
   LaneSums sums2;
   for (int64_t i = 0; i < k.n; ++i)
@@ -441,7 +483,7 @@ void backward_block(const NormDepthwise& f, const BatchStatistics& before,
   for (int64_t i = 0; i < k.n; ++i) {
     Lanes* d1 = t.d1.data() + i * size;
     gradient(t.x.data() + i * size, d1, d1, size, f1, f.before.lo, f.before.hi, g1);
-    scatter(d1, size, b.count, grads.dx->data<float>() + k.in_at(i, b.c0));
+    scatter_image(d1, k, b, i, size, f.x_channels_last, grads.dx->data<float>());
   }
 }
 

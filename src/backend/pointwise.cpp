@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "backend/backend.h"
 #include "backend/conv_case.h"
 #include "backend/products.h"
 
@@ -137,6 +138,21 @@ std::shared_ptr<Product> pixel_product(const ConvCase& k, const char* what, cons
                  rows * inner * cols, false);
 }
 
+// The three products channels-last: Y^T = X^T . W^T, dX^T = dY^T . W, and
+// dW (C_out x C_in) = dY (C_out x N*HW) . X^T with dY^T read transposed.
+std::shared_ptr<Product> channels_last_y(const ConvCase& k, const Plan& p) {
+  return pixel_product(k, "pointwise_cl", p, p.out_c, p.in_c, {p.in_c, 1}, {1, p.in_c});
+}
+std::shared_ptr<Product> channels_last_dx(const ConvCase& k, const Plan& p) {
+  return pixel_product(k, "pointwise_cl_dx", p, p.in_c, p.out_c, {p.out_c, 1}, {p.in_c, 1});
+}
+std::shared_ptr<Product> channels_last_dw(const ConvCase& k, const Plan& p) {
+  const int64_t rows = p.batch * p.plane;
+  return product(k.key("pointwise_cl_dw"), strided_md({p.out_c, rows}, {1, p.out_c}),
+                 plain_md({rows, p.in_c}), plain_md({p.out_c, p.in_c}), rows * p.in_c * p.out_c,
+                 false);
+}
+
 void add_bias(const Plan& p, const float* b, float* out) {
   for (int64_t n = 0; n < p.batch; ++n)
     for (int64_t o = 0; o < p.out_c; ++o) {
@@ -145,46 +161,86 @@ void add_bias(const Plan& p, const float* b, float* out) {
     }
 }
 
-bool channels_last_forward(const ops::KernelContext& c, const ConvCase& k, const Plan& p) {
-  auto y = pixel_product(k, "pointwise_cl", p, p.out_c, p.in_c, {p.in_c, 1}, {1, p.in_c});
+void add_bias_channels_last(const Plan& p, const float* b, float* out) {
+  for (int64_t r = 0; r < p.batch * p.plane; ++r)
+    for (int64_t o = 0; o < p.out_c; ++o) out[r * p.out_c + o] += b[o];
+}
+
+// X channels-last: the value itself when it is stored so (ConvLayout), else
+// turned into a scratch slot.
+const void* x_channels_last(const Tensor& x, const Turns& t, ConvLayout layout) {
+  if (layout.x_channels_last) return x.raw();
+  return t.x_in.to(wrap(t.x_in.source(), x), kSrcSlot).get_data_handle();
+}
+
+bool channels_last_forward(const ops::KernelContext& c, const ConvCase& k, const Plan& p,
+                           ConvLayout layout = {}) {
+  auto y = channels_last_y(k, p);
   if (!y) return false;
   const Turns& t = *turns(k, p);
-  memory xt = t.x_in.to(wrap(t.x_in.source(), c.in(0)), kSrcSlot);
+  const void* xt = x_channels_last(c.in(0), t, layout);
+  if (layout.y_channels_last) {
+    run(*y, xt, c.in(1).raw(), c.out(0).raw());
+    if (k.bias) add_bias_channels_last(p, c.in(2).data<float>(), c.out(0).data<float>());
+    return true;
+  }
   const memory out = wrap(t.y_out.target(), c.out(0));
   memory yt = output_memory(t.y_out, out, kDstSlot);
-  run(*y, xt.get_data_handle(), c.in(1).raw(), yt.get_data_handle());
+  run(*y, xt, c.in(1).raw(), yt.get_data_handle());
   t.y_out.into(yt, out);
   if (k.bias) add_bias(p, c.in(2).data<float>(), c.out(0).data<float>());
   return true;
 }
 
 // dX and dW channels-last; dB is left to the caller.
-bool channels_last_backward(const ops::BackwardContext& c, const ConvCase& k, const Plan& p) {
+bool channels_last_backward(const ops::BackwardContext& c, const ConvCase& k, const Plan& p,
+                            ConvLayout layout = {}) {
   std::shared_ptr<Product> dx, dw;
-  if (c.wants_grad(0) &&
-      !(dx = pixel_product(k, "pointwise_cl_dx", p, p.in_c, p.out_c, {p.out_c, 1}, {p.in_c, 1})))
-    return false;
-  if (c.wants_grad(1)) {
-    // dW (C_out x C_in) = dY (C_out x N*HW) . X^T: dY^T read transposed.
-    const int64_t rows = p.batch * p.plane;
-    dw = product(k.key("pointwise_cl_dw"), strided_md({p.out_c, rows}, {1, p.out_c}),
-                 plain_md({rows, p.in_c}), plain_md({p.out_c, p.in_c}),
-                 rows * p.in_c * p.out_c, false);
-    if (!dw) return false;
-  }
+  if (c.wants_grad(0) && !(dx = channels_last_dx(k, p))) return false;
+  if (c.wants_grad(1) && !(dw = channels_last_dw(k, p))) return false;
   if (!dx && !dw) return true;
   const Turns& t = *turns(k, p);
-  memory dyt = t.y_in.to(wrap(t.y_in.source(), c.grad_out(0)), kDiffDstSlot);
-  if (dx) {
+  const void* dyt =
+      layout.y_channels_last
+          ? c.grad_out(0).raw()
+          : t.y_in.to(wrap(t.y_in.source(), c.grad_out(0)), kDiffDstSlot).get_data_handle();
+  if (dx && layout.x_channels_last) {
+    run(*dx, dyt, c.in(1).raw(), c.grad_in(0).raw());
+  } else if (dx) {
     const memory grad_x = wrap(t.x_out.target(), c.grad_in(0));
     memory dxt = output_memory(t.x_out, grad_x, kDiffSrcSlot);
-    run(*dx, dyt.get_data_handle(), c.in(1).raw(), dxt.get_data_handle());
+    run(*dx, dyt, c.in(1).raw(), dxt.get_data_handle());
     t.x_out.into(dxt, grad_x);
   }
-  if (dw) {
-    memory xt = t.x_in.to(wrap(t.x_in.source(), c.in(0)), kSrcSlot);
-    run(*dw, dyt.get_data_handle(), xt.get_data_handle(), c.grad_in(1).raw());
+  if (dw) run(*dw, dyt, x_channels_last(c.in(0), t, layout), c.grad_in(1).raw());
+  return true;
+}
+
+// dB[n] = dY[n] . ones on the plain layout, accumulated over the batch.
+std::shared_ptr<Product> bias_product(const ConvCase& k, const Plan& p) {
+  return product(k.key("pointwise_db"), plain_md({p.out_c, p.plane}), plain_md({p.plane, 1}),
+                 plain_md({p.out_c, 1}), p.out_c * p.plane, true);
+}
+
+// dB = dY summed over images and pixels, into a gradient zeroed first: by
+// bias_product on the plain layout, a sum over rows channels-last. False
+// when oneDNN has no fast product for it.
+bool bias_gradient(const ops::BackwardContext& c, const ConvCase& k, const Plan& p,
+                   bool dy_channels_last) {
+  float* db = c.grad_in(2).data<float>();
+  const float* dy = c.grad_out(0).data<float>();
+  std::fill_n(db, p.out_c, 0.0f);
+  if (dy_channels_last) {
+    for (int64_t r = 0; r < p.batch * p.plane; ++r)
+      for (int64_t o = 0; o < p.out_c; ++o) db[o] += dy[r * p.out_c + o];
+    return true;
   }
+  std::shared_ptr<Product> sums = bias_product(k, p);
+  if (!sums) return false;
+  memory ones = scratch(plain_md({p.plane, 1}), kExtraSlot);
+  std::fill_n(static_cast<float*>(ones.get_data_handle()), p.plane, 1.0f);
+  for (int64_t n = 0; n < p.batch; ++n)
+    run(*sums, dy + n * p.out_c * p.plane, ones.get_data_handle(), db);
   return true;
 }
 
@@ -221,29 +277,46 @@ bool pointwise_forward(const ops::KernelContext& c, const ConvCase& k) {
   return true;
 }
 
-// dW (on the plain layout) and dB accumulate one image at a time (a sum
-// post-op) into gradients zeroed first; dB is dY times a vector of ones.
+// dW (on the plain layout) accumulates one image at a time (a sum post-op)
+// into a gradient zeroed first. The bias's product is made before anything
+// is written, so that declining leaves nothing half done.
 bool pointwise_backward(const ops::BackwardContext& c, const ConvCase& k) {
   Plan p = plan_of(k);
-  std::shared_ptr<Product> db;
-  if (c.wants_grad(2)) {
-    // dB[n] = dY[n] . ones, accumulated over the batch.
-    db = product(k.key("pointwise_db"), plain_md({p.out_c, p.plane}), plain_md({p.plane, 1}),
-                 plain_md({p.out_c, 1}), p.out_c * p.plane, true);
-    if (!db) return false;
-  }
+  if (c.wants_grad(2) && !bias_product(k, p)) return false;
   if (!(runs_channels_last(p) ? channels_last_backward(c, k, p) : plain_backward(c, k, p)))
     return false;
-  if (db) {
-    const float* dy = c.grad_out(0).data<float>();
-    memory ones = scratch(plain_md({p.plane, 1}), kExtraSlot);
-    std::fill_n(static_cast<float*>(ones.get_data_handle()), p.plane, 1.0f);
-    std::fill_n(c.grad_in(2).data<float>(), c.grad_in(2).numel(), 0.0f);
-    for (int64_t n = 0; n < p.batch; ++n)
-      run(*db, dy + n * p.out_c * p.plane, ones.get_data_handle(), c.grad_in(2).raw());
-  }
+  if (c.wants_grad(2)) bias_gradient(c, k, p, false);
   count_served();
   return true;
+}
+
+bool serves_conv_layout(const Node& conv, const Shape& x, const Shape& w, bool bias) {
+  if (!enabled()) return false;
+  std::optional<ConvCase> k = conv_case(conv, x, w, bias);
+  if (!k || !k->pointwise()) return false;
+  const Plan p = plan_of(*k);
+  if (!runs_channels_last(p)) return false;
+  // Made now (and cached): a product oneDNN would run on its reference
+  // implementation declines the case.
+  return channels_last_y(*k, p) && channels_last_dx(*k, p) && channels_last_dw(*k, p);
+}
+
+void conv_forward_in_layout(const ops::KernelContext& c, ConvLayout layout) {
+  std::optional<ConvCase> k = conv_case(c.node, c.in(0).shape(), c.in(1).shape(), c.has_input(2));
+  GRAFT_ASSERT(k && k->pointwise());
+  if (!channels_last_forward(c, *k, plan_of(*k), layout))
+    fail(ErrorKind::kInternal, "{}: no fast product for a channels-last value", c.node.describe());
+  count_served();
+}
+
+void conv_backward_in_layout(const ops::BackwardContext& c, ConvLayout layout) {
+  std::optional<ConvCase> k = conv_case(c.node, c.in(0).shape(), c.in(1).shape(), true);
+  GRAFT_ASSERT(k && k->pointwise());
+  const Plan p = plan_of(*k);
+  if (!channels_last_backward(c, *k, p, layout) ||
+      (c.wants_grad(2) && !bias_gradient(c, *k, p, layout.y_channels_last)))
+    fail(ErrorKind::kInternal, "{}: no fast product for a channels-last value", c.node.describe());
+  count_served();
 }
 
 }  // namespace graft::backend

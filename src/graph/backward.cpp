@@ -100,11 +100,14 @@ void Session::backward(const TensorMap& output_grads) {
   ExecutionPlan& plan = *plans_[1];
   std::map<int, const PlanStep*> fused_steps;
   std::set<int> fused_later;
-  for (const PlanStep& s : plan.steps)
+  std::map<int, backend::ConvLayout> conv_layouts;  // Convs reading or writing channels-last values
+  for (const PlanStep& s : plan.steps) {
     if (s.norm_activation || s.norm_depthwise) {
       fused_steps[s.node] = &s;
       fused_later.insert(s.fused.begin(), s.fused.end());
     }
+    if (s.conv_layout) conv_layouts[s.node] = *s.conv_layout;
+  }
   auto fused_step = [&](size_t i) -> const PlanStep* {
     auto it = fused_steps.find(static_cast<int>(i));
     return it == fused_steps.end() ? nullptr : it->second;
@@ -213,7 +216,12 @@ void Session::backward(const TensorMap& output_grads) {
       // run() counted its step after the forward: the forward's seed is step - 1's.
       ops::BackwardContext ctx{node,         graph_.opset, training_ && trains_[i], inputs, outputs,
                                grad_outputs, grad_ptrs,    node_seed(i, step_ - 1)};
-      with_context(contexts_[i], [&] { ops::run_backward(ctx); });
+      with_context(contexts_[i], [&] {
+        if (auto layout = conv_layouts.find(static_cast<int>(i)); layout != conv_layouts.end())
+          backend::conv_backward_in_layout(ctx, layout->second);
+        else
+          ops::run_backward(ctx);
+      });
     }
     if (profiling_) {
       const std::string op = (fused ? fused->label : node.op_type) + " backward";

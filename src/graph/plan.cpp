@@ -79,6 +79,7 @@ class Planner {
       p.steps.push_back(std::move(step));
     }
     choose_layouts(p);
+    choose_training_layouts(p);
     std::map<std::string, size_t> last_use;  // value -> index of the last step reading it
     for (size_t s = 0; s < p.steps.size(); ++s) {
       p.steps[s].reads = reads(p.steps[s]);
@@ -515,6 +516,52 @@ class Planner {
             s.x_channels_last = true;
         return;
       }
+    }
+  }
+
+  // Training: a value between a pointwise Conv and a depthwise step that
+  // both can work channels-last, the one alone reading what the other writes,
+  // is stored channels-last (and so is its gradient): at 7x7 and batch 32
+  // that spares a reorder on one side and a gather or scatter of the
+  // step's tiles on the other, forward and backward.
+  void choose_training_layouts(ExecutionPlan& p) const {
+    std::map<int, PlanStep*> conv_steps;  // a Conv run by itself, by node
+    for (PlanStep& s : p.steps)
+      if (s.y.empty() && s.fused.empty() && nodes_[s.node].op_type == "Conv")
+        conv_steps[s.node] = &s;
+    auto serving_conv = [&](int j) -> PlanStep* {
+      auto it = conv_steps.find(j);
+      if (it == conv_steps.end()) return nullptr;
+      const Node& conv = nodes_[j];
+      const bool bias = conv.inputs.size() > 2 && !conv.inputs[2].empty();
+      if (!is_f32(conv.inputs[0]) || !is_f32(conv.inputs[1]) || (bias && !is_f32(conv.inputs[2])) ||
+          !backend::serves_conv_layout(conv, r_.infos.at(conv.inputs[0]).shape,
+                                       r_.infos.at(conv.inputs[1]).shape, bias))
+        return nullptr;
+      if (!it->second->conv_layout) it->second->conv_layout = backend::ConvLayout{};
+      return it->second;
+    };
+    for (PlanStep& s : p.steps) {
+      if (!s.norm_depthwise) continue;
+      const Node& dw = nodes_[s.fused[1]];
+      const bool bias = dw.inputs.size() > 2 && !dw.inputs[2].empty();
+      if (!backend::norm_depthwise_channels_last(dw, r_.infos.at(dw.inputs[0]).shape,
+                                                 r_.infos.at(dw.inputs[1]).shape, bias))
+        continue;
+      const std::string& x = nodes_[s.node].inputs[0];
+      auto made = producer_.find(x);
+      if (made != producer_.end() && only_reader(x) == s.node)
+        if (PlanStep* conv = serving_conv(made->second)) {
+          conv->conv_layout->y_channels_last = s.norm_depthwise->x_channels_last = true;
+          p.channels_last.insert(x);
+        }
+      const std::string& y = nodes_[s.fused.back()].outputs[0];
+      const int reader = only_reader(y);
+      if (reader >= 0 && nodes_[reader].inputs[0] == y)
+        if (PlanStep* conv = serving_conv(reader)) {
+          conv->conv_layout->x_channels_last = s.norm_depthwise->y_channels_last = true;
+          p.channels_last.insert(y);
+        }
     }
   }
 

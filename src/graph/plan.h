@@ -7,7 +7,8 @@
 //   it (backend::NormActivation), or two of those with the depthwise Conv
 //   between them (backend::NormDepthwise);
 // - which values are stored channels-last (between fused convolutions, so
-//   a chain of them needs no reorder);
+//   a chain of them needs no reorder; in training, between a pointwise Conv
+//   and a depthwise step on small planes, backend::ConvLayout);
 // - where each value lives in one arena whose offsets are planned ahead from
 //   the values' lifetimes, so a run allocates only what outlives it (graph
 //   outputs, values backward() reads).
@@ -37,6 +38,8 @@ struct PlanStep {
   std::optional<backend::NormActivation> norm_activation;  // set for a fused training BatchNormalization
   std::optional<backend::NormDepthwise> norm_depthwise;    // set for BatchNormalization+activation,
                                                            // depthwise Conv, BatchNormalization+activation
+  std::optional<backend::ConvLayout> conv_layout;  // set for a training Conv reading or writing
+                                                   // a value stored channels-last
   std::string label;                         // for the profile: "Conv+BatchNormalization+Clip"
   std::vector<std::string> reads;            // the values the step reads
   std::vector<std::string> writes;           // and those it writes

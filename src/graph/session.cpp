@@ -209,6 +209,14 @@ TensorMap Session::run(const TensorMap& inputs) {
           if (!node.outputs[k].empty()) values[node.outputs[k]] = std::move(outs[k]);
         return;
       }
+      if (step.conv_layout) {
+        Tensor y = make_value(plan, node.outputs[0]);
+        backend::conv_forward_in_layout(
+            ops::KernelContext{node, graph_.opset, in, {&y}, train_node, node_seed(i, step_)},
+            *step.conv_layout);
+        values[node.outputs[0]] = std::move(y);
+        return;
+      }
       std::vector<Tensor> outs(node.outputs.size());
       std::vector<Tensor*> out_ptrs(node.outputs.size(), nullptr);
       for (size_t k = 0; k < node.outputs.size(); ++k)
