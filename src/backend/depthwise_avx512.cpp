@@ -8,29 +8,13 @@
 // Masked loads take the rows' ends: no scalar tails, and dy needs no padded
 // copy for the weight and the stride-2 data gradients.
 
-// GCC 12's AVX-512 intrinsics warn that their own undefined vector
-// (_mm512_undefined_ps) is used uninitialised, wherever they are inlined.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-
-#include <algorithm>
-
+#include "backend/avx512.h"
 #include "backend/depthwise_avx512.h"
 
 namespace graft::backend::avx512 {
 
-#define GRAFT_AVX512 __attribute__((target("avx512f")))
-
 namespace {
 
-constexpr int64_t kLanes = 16;
-
-// The lanes of the sixteen values from `at` that lie in [0, n).
-GRAFT_AVX512 inline __mmask16 lanes_below(int64_t at, int64_t n) {
-  const int64_t k = std::clamp<int64_t>(n - at, 0, kLanes);
-  return static_cast<__mmask16>((1u << k) - 1);
-}
 // The lanes of sixteen values from `at` that lie in [first, last).
 GRAFT_AVX512 inline __mmask16 lanes_within(int64_t at, int64_t first, int64_t last) {
   return lanes_below(at, last) & static_cast<__mmask16>(~lanes_below(at, first));

@@ -7,26 +7,12 @@
 // at 28x28; gradient sums 80 -> 38 ns at 14x14, 174 -> 143 at 28x28. The
 // element-wise loops (normalize_plane, gradient_plane) gained nothing so.
 
-// GCC 12's AVX-512 intrinsics warn that their own undefined vector
-// (_mm512_undefined_ps) is used uninitialised, wherever they are inlined.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "backend/avx512.h"
 #include "backend/norm_planes_avx512.h"
-
-#include <immintrin.h>
 
 namespace graft::backend::avx512 {
 
-#define GRAFT_AVX512 __attribute__((target("avx512f")))
-
 namespace {
-
-constexpr int64_t kLanes = 16;
-
-// The lanes of the sixteen values from `at` that lie below n.
-GRAFT_AVX512 inline __mmask16 lanes_below(int64_t at, int64_t n) {
-  return n - at >= kLanes ? __mmask16(0xffff) : __mmask16((1u << (n - at)) - 1);
-}
 
 // Sixteen values from p, zero in the lanes not in m: a plain load where
 // all lanes are in (masked loads with a mask known only at run time ran
