@@ -90,18 +90,22 @@ GRAFT_INLINE void transpose(Lanes* r) {
 }
 
 // The channels-last tile t (`size` pixels) of `count` consecutive planes
-// of `size` floats at x; lanes from `count` on are zero.
+// of `size` floats at x; lanes from `count` on are zero. A plane's last
+// sixteen pixels or fewer are read as a whole vector where the planes
+// after it hold the rest (their values turn into rows of r left out of t),
+// else value by value, not through a buffer (a call to memset and one to
+// memmove a plane): a 576-channel 14x14-to-7x7 block at batch 32, forward
+// and backward, 0.95x (20 alternating pairs, twice).
 GRAFT_PLANE_LOOP void gather(const float* x, int64_t size, int count, Lanes* t) {
   Lanes r[kLanes];
   for (int64_t j = 0; j < size; j += kLanes) {
     const int64_t m = std::min<int64_t>(kLanes, size - j);
     for (int l = 0; l < kLanes; ++l) {
-      if (l < count && m == kLanes) {
+      if (l < count && l * size + j + kLanes <= count * size) {
         r[l] = load(x + l * size + j);
       } else {
-        float part[kLanes] = {};
-        if (l < count) std::copy_n(x + l * size + j, m, part);
-        r[l] = load(part);
+        r[l] = Lanes{};
+        for (int64_t q = 0; l < count && q < m; ++q) r[l][q] = x[l * size + j + q];
       }
     }
     transpose(r);
@@ -117,13 +121,10 @@ GRAFT_PLANE_LOOP void scatter(const Lanes* t, int64_t size, int count, float* y)
     for (int64_t q = 0; q < kLanes; ++q) r[q] = q < m ? t[j + q] : Lanes{};
     transpose(r);
     for (int l = 0; l < count; ++l) {
-      if (m == kLanes) {
+      if (m == kLanes)
         store(y + l * size + j, r[l]);
-      } else {
-        float part[kLanes];
-        store(part, r[l]);
-        std::copy_n(part, m, y + l * size + j);
-      }
+      else
+        for (int64_t q = 0; q < m; ++q) y[l * size + j + q] = r[l][q];
     }
   }
 }
