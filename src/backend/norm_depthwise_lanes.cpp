@@ -196,7 +196,13 @@ GRAFT_PLANE_LOOP void lane_statistics(const Lanes* t, int64_t n, int64_t size, c
 }
 
 // v = clamp(f(v), lo, hi).
-GRAFT_PLANE_LOOP void normalize(Lanes* v, int64_t n, const LaneAffine& f, float lo, float hi) {
+GRAFT_PLANE_LOOP void normalize(Lanes* v, int64_t n, const LaneAffine& affine, float lo,
+                                float hi) {
+  // A copy that no store below may alias, so kept in registers: read
+  // through the reference, the constants were loaded again for every pixel
+  // (a 960-channel 7x7 block at batch 32, forward and backward, 5.1-5.6 ->
+  // 4.2-4.4 ms; 576 channels from 14x14, 4.9-7.3 -> 4.4-6.6 ms).
+  const LaneAffine f = affine;
   float* e = reinterpret_cast<float*>(v);
   for (int64_t j = 0; j < n; ++j, e += kLanes)
 #pragma omp simd
@@ -217,8 +223,9 @@ struct Window {
 };
 
 // One image's padded input: clamp(f(x), lo, hi), zero around.
-GRAFT_PLANE_LOOP void pad(const Plane& p, const Window& win, const Lanes* x, const LaneAffine& f,
-                          float lo, float hi, Lanes* out) {
+GRAFT_PLANE_LOOP void pad(const Plane& p, const Window& win, const Lanes* x,
+                          const LaneAffine& affine, float lo, float hi, Lanes* out) {
+  const LaneAffine f = affine;  // as in normalize
   std::fill_n(out, win.size(), Lanes{});
   for (int64_t y = 0; y < p.h; ++y)
     for (int64_t c = 0; c < p.w; ++c) {
@@ -343,7 +350,10 @@ GRAFT_PLANE_LOOP void gradient_sums(const Lanes* x, const Lanes* dy, int64_t siz
 
 // dx = q * (x - mean) + b * passed(dy, f(x)) + r: gradient_plane.
 GRAFT_PLANE_LOOP void gradient(const Lanes* x, const Lanes* dy, Lanes* dx, int64_t size,
-                               const LaneAffine& f, float lo, float hi, const LaneGradient& g) {
+                               const LaneAffine& affine, float lo, float hi,
+                               const LaneGradient& channel_gradient) {
+  const LaneAffine f = affine;  // as in normalize
+  const LaneGradient g = channel_gradient;
   const float* xe = reinterpret_cast<const float*>(x);
   const float* de = reinterpret_cast<const float*>(dy);
   float* out = reinterpret_cast<float*>(dx);
