@@ -128,9 +128,9 @@ bool fuses_norm_depthwise(const Node& conv, const Shape& x, const Shape& w, bool
 }
 
 bool norm_depthwise_channels_last(const Node& conv, const Shape& x, const Shape& w, bool bias) {
-  if (!fuses_norm_depthwise(conv, x, w, bias)) return false;
+  if (!enabled()) return false;
   std::optional<ConvCase> k = conv_case(conv, x, w, bias);
-  return runs_in_lanes(plane_of(*k));
+  return k && k->depthwise() && runs_in_lanes(plane_of(*k));
 }
 
 NormDepthwiseStatistics norm_depthwise_forward(const NormDepthwise& f,

@@ -399,9 +399,8 @@ GRAFT_PLANE_LOOP void gather_channels_last(const float* x, int64_t size, int64_t
       t[j] = load(x + j * channels);
       continue;
     }
-    float part[kLanes] = {};
-    std::copy_n(x + j * channels, count, part);
-    t[j] = load(part);
+    t[j] = Lanes{};
+    for (int l = 0; l < count; ++l) t[j][l] = x[j * channels + l];
   }
 }
 GRAFT_PLANE_LOOP void scatter_channels_last(const Lanes* t, int64_t size, int64_t channels,
@@ -411,9 +410,7 @@ GRAFT_PLANE_LOOP void scatter_channels_last(const Lanes* t, int64_t size, int64_
       store(y + j * channels, t[j]);
       continue;
     }
-    float part[kLanes];
-    store(part, t[j]);
-    std::copy_n(part, count, y + j * channels);
+    for (int l = 0; l < count; ++l) y[j * channels + l] = t[j][l];
   }
 }
 
