@@ -147,7 +147,10 @@ void channel_statistics(const float* x, int64_t n, int64_t stride, int64_t plane
                         BatchStatistics& st) {
   const float k = x[0];
   PlaneSums sums;
-  for (int64_t i = 0; i < n; ++i) sums += shifted_sums(x + i * stride, plane, k);
+  for (int64_t i = 0; i < n; ++i) {
+    if (stride != plane && i + 1 < n) prefetch_plane(x + (i + 1) * stride, plane);
+    sums += shifted_sums(x + i * stride, plane, k);
+  }
   set_statistics(st, c, k, sums, static_cast<double>(n * plane));
 }
 
@@ -253,8 +256,13 @@ void batch_norm_training_backward(const Planes& p, const BatchStatistics& st, co
   for (int64_t c = 0; c < p.channels; ++c) {
     const Affine f = affine_of(st, c, scale, shift, epsilon);
     PlaneSums sums;
-    for (int64_t i = 0; i < p.n; ++i)
+    for (int64_t i = 0; i < p.n; ++i) {
+      if (i + 1 < p.n) {
+        prefetch_plane(x + p.offset(i + 1, c), p.plane);
+        prefetch_plane(dy + p.offset(i + 1, c), p.plane);
+      }
       sums += gradient_sums(x + p.offset(i, c), dy + p.offset(i, c), p.plane, f, lo, hi);
+    }
     const ChannelGradient g = channel_gradient(st, c, double(p.count()), scale[c], epsilon, sums);
     if (dshift) dshift[c] = static_cast<float>(g.dshift);
     if (dscale) dscale[c] = static_cast<float>(g.dscale);

@@ -17,14 +17,6 @@ NormDepthwiseShape shape_of(const NormDepthwise& f, const NormDepthwiseInputs& i
   return {plane_of(*k), in.x->dim(0), in.x->dim(1), k->w[3] * k->w[4]};
 }
 
-// Asks for the next image's plane of a channel while this one is worked
-// on: the planes lie a whole image apart, too far for the hardware to guess
-// (on a 576x14x14 block at batch 32, backward 12.7 -> 10.9 ms).
-void prefetch_plane(const float* x, int64_t n) {
-  for (int64_t e = 0; e < n; e += 16) __builtin_prefetch(x + e, 0, 2);
-}
-
-
 // The forward pass plane by plane, channel by channel: channel c's
 // convolution output for every image (x2, n planes) from x, normalised as it
 // is read, kept in st.conv_output.
@@ -93,6 +85,7 @@ void planes_backward(const NormDepthwise& f, const NormDepthwiseStatistics& st,
     double db = 0;
     PlaneSums sums1;
     for (int64_t i = 0; i < k.n; ++i) {
+      if (i + 1 < k.n) prefetch_plane(x + k.in_at(i + 1, c), in_size);
       gradient_plane(x2 + i * out_size, dy.data<float>() + k.out_at(i, c), dx2.data(),
                      out_size, f2, f.after.lo, f.after.hi, g2);
       if (grads.dw || grads.db)

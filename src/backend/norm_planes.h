@@ -16,6 +16,16 @@
 
 namespace graft::backend {
 
+// Asks for the next image's plane of a channel while this one is worked
+// on: the planes lie a whole image apart, too far for the hardware to guess
+// (on a 576x14x14 block at batch 32, backward 12.7 -> 10.9 ms). Planes of
+// more than 28x28 it streams well by itself: asking as well made the
+// 56x56 and 112x112 blocks' backward 5% slower.
+inline void prefetch_plane(const float* x, int64_t n) {
+  if (n > 28 * 28) return;
+  for (int64_t e = 0; e < n; e += 16) __builtin_prefetch(x + e, 0, 2);
+}
+
 struct PlaneSums {
   double first = 0, second = 0;
   PlaneSums& operator+=(const PlaneSums& o) {
