@@ -377,11 +377,32 @@ std::map<std::string, Session::OpTime> train_both_ways(const GraphBuilder& b, co
   return profile;
 }
 
+// The plan of b's graph in training: every node trained, every
+// BatchNormalization with the batch's statistics, every value kept for the
+// backward.
+ExecutionPlan training_plan(const GraphBuilder& b, const Shape& x) {
+  std::set<std::string> variables;
+  for (const auto& [name, t] : b.g.initializers)
+    if (name.find("_mean") != std::string::npos || name.find("_var") != std::string::npos)
+      variables.insert(name);
+  const auto infos = infer_shapes(b.g, {{"x", x}}, {}, variables);
+  const size_t n = b.g.nodes.size();
+  PlanRequest request{b.g, infos, variables, std::vector<bool>(n, true), std::vector<bool>(n), {}};
+  for (size_t i = 0; i < n; ++i) {
+    request.batch_statistics[i] = b.g.nodes[i].op_type == "BatchNormalization";
+    for (const std::string& v : b.g.nodes[i].inputs) request.outliving.insert(v);
+    for (const std::string& v : b.g.nodes[i].outputs) request.outliving.insert(v);
+  }
+  return make_plan(request);
+}
+
 // Training: a BatchNormalization using batch statistics and the Clip or
 // Relu alone reading it run as one step, forward and backward. Outputs,
 // every gradient and the running statistics after two steps equal the
 // reference kernels', node by node. BatchNormalizations whose output is read
-// twice, feeds an Add, or is a graph output are not fused.
+// twice, feeds an Add, or is a graph output are not fused, but are steps of
+// their own all the same: their backward reads the statistics the forward
+// kept.
 TEST(ExecutionPlan, TrainingFusesBatchNormWithTheActivationAfterIt) {
   GraphBuilder b({4, 3, 10, 10});
   std::string c1 = b.relu6("c1", b.batch_norm("c1_bn", b.conv("c1_conv", "x", 8, 3)));
@@ -401,6 +422,15 @@ TEST(ExecutionPlan, TrainingFusesBatchNormWithTheActivationAfterIt) {
     EXPECT_EQ(profile.count(fused), 1u) << fused;
   EXPECT_EQ(profile.at("BatchNormalization+Clip").calls, 2) << "c1 only: not a, read twice";
   EXPECT_EQ(profile.at("BatchNormalization").calls, 4) << "twice_bn and last_bn, two steps";
+  std::map<std::string, std::pair<float, float>> bounds;  // of each BatchNormalization step
+  ExecutionPlan plan = training_plan(b, {4, 3, 10, 10});
+  for (const PlanStep& s : plan.steps)
+    if (s.norm_activation)
+      bounds[b.g.nodes[s.node].outputs[0]] = {s.norm_activation->lo, s.norm_activation->hi};
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(bounds, (std::map<std::string, std::pair<float, float>>{
+                        {"c1_bn", {0.0f, 6.0f}}, {"r2_bn", {0.0f, inf}},
+                        {"twice_bn", {-inf, inf}}, {"last_bn", {-inf, inf}}}));
   // backward() added GlobalAveragePool's gradient of last_bn to a copy of
   // the caller's, not into it.
   expect_close(dlast, uniform({4, 6, 5, 5}, 11), "the caller's gradient of last_bn");
@@ -497,19 +527,7 @@ TEST(ExecutionPlan, TrainingKeepsValuesBetweenPointwiseConvsAndDepthwiseStepsCha
   b.output("y");
   widen_norms(b, {"m1_bn1", "m1_bn2", "m2_bn1", "m2_bn2", "m3_bn1", "m3_bn2"}, 80);
 
-  std::set<std::string> variables;
-  for (const auto& [name, t] : b.g.initializers)
-    if (name.find("_mean") != std::string::npos || name.find("_var") != std::string::npos)
-      variables.insert(name);
-  const auto infos = infer_shapes(b.g, {{"x", {8, 12, 14, 14}}}, {}, variables);
-  const size_t n = b.g.nodes.size();
-  PlanRequest request{b.g, infos, variables, std::vector<bool>(n, true), std::vector<bool>(n), {}};
-  for (size_t i = 0; i < n; ++i) {
-    request.batch_statistics[i] = b.g.nodes[i].op_type == "BatchNormalization";
-    for (const std::string& v : b.g.nodes[i].inputs) request.outliving.insert(v);
-    for (const std::string& v : b.g.nodes[i].outputs) request.outliving.insert(v);
-  }
-  ExecutionPlan plan = make_plan(request);
+  ExecutionPlan plan = training_plan(b, {8, 12, 14, 14});
   EXPECT_EQ(plan.channels_last, (std::set<std::string>{m1, e2, m2, m3}));
 
   std::map<std::string, Session::OpTime> profile =

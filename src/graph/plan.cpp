@@ -360,8 +360,10 @@ class Planner {
     return s;
   }
 
-  // A BatchNormalization normalising with the batch's statistics and the
-  // Clip or Relu alone reading its output, when the fast kernels take it.
+  // A BatchNormalization normalising with the batch's statistics, when the
+  // fast kernels take it, with the Clip or Relu alone reading its output if
+  // there is one. Alone it is a step too: its backward then reads the
+  // statistics the forward kept instead of computing them again.
   std::optional<PlanStep> norm_activation_step(int i) const {
     const Node& bn = nodes_[i];
     if (bn.op_type != "BatchNormalization" || !r_.batch_statistics[i] || bn.inputs.size() != 5)
@@ -376,26 +378,28 @@ class Planner {
     }
     // The running statistics are updated in place.
     if (!r_.variables.count(bn.inputs[3]) || !r_.variables.count(bn.inputs[4])) return std::nullopt;
-    const std::string& y = bn.outputs[0];
-    const int j = only_reader(y);
-    if (j < 0) return std::nullopt;
-    const Node& act = nodes_[j];
-    if (act.inputs[0] != y || act.outputs.size() != 1 || act.outputs[0].empty())
-      return std::nullopt;
-    backend::NormActivation f{bn.attr_float("epsilon", 1e-5f), bn.attr_float("momentum", 0.9f), 0,
-                              std::numeric_limits<float>::infinity()};
-    if (act.op_type == "Clip") {
-      std::optional<std::pair<float, float>> bounds = clip_bounds(act);
-      if (!bounds || !(bounds->first <= bounds->second)) return std::nullopt;
-      std::tie(f.lo, f.hi) = *bounds;
-    } else if (act.op_type != "Relu") {
-      return std::nullopt;
-    }
+    const float inf = std::numeric_limits<float>::infinity();
     PlanStep s;
     s.node = i;
+    s.norm_activation = backend::NormActivation{bn.attr_float("epsilon", 1e-5f),
+                                                bn.attr_float("momentum", 0.9f), -inf, inf};
+    s.label = "BatchNormalization";
+    const std::string& y = bn.outputs[0];
+    const int j = only_reader(y);
+    if (j < 0) return s;
+    const Node& act = nodes_[j];
+    if (act.inputs[0] != y || act.outputs.size() != 1 || act.outputs[0].empty()) return s;
+    std::pair<float, float> bounds{0, inf};
+    if (act.op_type == "Clip") {
+      std::optional<std::pair<float, float>> clip = clip_bounds(act);
+      if (!clip || !(clip->first <= clip->second)) return s;
+      bounds = *clip;
+    } else if (act.op_type != "Relu") {
+      return s;
+    }
+    std::tie(s.norm_activation->lo, s.norm_activation->hi) = bounds;
     s.fused = {j};
-    s.norm_activation = f;
-    s.label = "BatchNormalization+" + act.op_type;
+    s.label += "+" + act.op_type;
     return s;
   }
 
@@ -404,7 +408,7 @@ class Planner {
   // (reads in the order of NormDepthwiseRead).
   std::optional<PlanStep> norm_depthwise_step(int i) const {
     std::optional<PlanStep> before = norm_activation_step(i);
-    if (!before) return std::nullopt;
+    if (!before || before->fused.size() != 1) return std::nullopt;
     const int c = only_reader(nodes_[before->fused[0]].outputs[0]);
     if (c < 0) return std::nullopt;
     const Node& conv = nodes_[c];
@@ -421,7 +425,7 @@ class Planner {
       return std::nullopt;
     const int bn = only_reader(conv.outputs[0]);
     std::optional<PlanStep> after = bn < 0 ? std::nullopt : norm_activation_step(bn);
-    if (!after) return std::nullopt;
+    if (!after || after->fused.size() != 1) return std::nullopt;
     for (int k = 1; k < 5; ++k)  // the second's parameters exist before the step runs
       if (!r_.graph.initializers.count(nodes_[bn].inputs[k])) return std::nullopt;
     PlanStep s;
