@@ -436,6 +436,31 @@ TEST(ExecutionPlan, TrainingFusesBatchNormWithTheActivationAfterIt) {
   expect_close(dlast, uniform({4, 6, 5, 5}, 11), "the caller's gradient of last_bn");
 }
 
+// Training: a GlobalAveragePool alone reading the activation after a
+// BatchNormalization joins their step, which then writes only the means (on
+// odd 7x7 planes, the normalised values crossing both of ReLU6's bounds);
+// not when the activation's output is also a graph output. Outputs, every
+// gradient and the running statistics after two steps equal the reference
+// kernels', node by node.
+TEST(ExecutionPlan, TrainingFusesTheGlobalAveragePoolAfterTheActivation) {
+  GraphBuilder b({4, 3, 7, 7});
+  std::string c = b.relu6("c", b.batch_norm("c_bn", b.conv("c_conv", "x", 12, 3)));
+  b.g.nodes.push_back(node("GlobalAveragePool", {c}, {"y"}));
+  std::string r = b.unary("Relu", "r", b.batch_norm("r_bn", b.conv("r_conv", "x", 5, 3)));
+  b.g.nodes.push_back(node("GlobalAveragePool", {r}, {"z"}));
+  b.output("y");
+  b.output("z");
+  b.output(r);
+  widen_norms(b, {"c_bn", "r_bn"}, 60);
+  std::map<std::string, Session::OpTime> profile = train_both_ways(
+      b, uniform({4, 3, 7, 7}, 61),
+      {{"y", uniform({4, 12, 1, 1}, 62)}, {"z", uniform({4, 5, 1, 1}, 63)}, {r, uniform({4, 5, 7, 7}, 64)}});
+  EXPECT_EQ(profile.at("BatchNormalization+Clip+GlobalAveragePool").calls, 2);
+  EXPECT_EQ(profile.at("BatchNormalization+Clip+GlobalAveragePool backward").calls, 2);
+  EXPECT_EQ(profile.at("BatchNormalization+Relu").calls, 2) << "r: also a graph output";
+  EXPECT_EQ(profile.at("GlobalAveragePool").calls, 2) << "z's pool only";
+}
+
 // BatchNormalization+activation, depthwise Conv, BatchNormalization+activation
 // run as one step (backend::NormDepthwise): on the graph input (no input
 // gradient wanted, but the first normalisation's are), and after a Conv with
@@ -462,7 +487,8 @@ TEST(ExecutionPlan, TrainingFusesTheDepthwiseConvBetweenTwoNormalisations) {
   EXPECT_EQ(profile.at(clip).calls, 2) << "e to d only: not q to r, read twice";
   EXPECT_EQ(profile.at(relu + " backward").calls, 2);
   EXPECT_EQ(profile.at(clip + " backward").calls, 2);
-  EXPECT_EQ(profile.at("BatchNormalization+Clip").calls, 4) << "q and r";
+  EXPECT_EQ(profile.at("BatchNormalization+Clip").calls, 2) << "q";
+  EXPECT_EQ(profile.at("BatchNormalization+Clip+GlobalAveragePool").calls, 2) << "r, pooled";
 }
 
 // A depthwise step whose input nothing else holds or reads (a Conv's output)

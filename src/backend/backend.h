@@ -91,6 +91,9 @@ struct BatchStatistics {
 struct NormActivation {
   double epsilon = 1e-5, momentum = 0.9;  // the BatchNormalization's
   float lo = 0, hi = 0;                   // the activation's bounds (Relu: 0, infinity)
+  // y is the mean of each plane (N x C x 1 ... 1): a GlobalAveragePool
+  // after the activation, whose input is then never stored.
+  bool pools = false;
 };
 // Whether the fast kernels take a BatchNormalization of input x.
 bool fuses_norm_activation(const Shape& x, DType dtype);

@@ -228,11 +228,20 @@ BatchStatistics statistics_of(const Planes& p, const float* x) {
   return st;
 }
 
+// The mean of clamp(f(x), lo, hi) over a plane.
+GRAFT_PLANE_LOOP float normalized_mean(const float* x, int64_t n, Affine f, float lo, float hi) {
+  float s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < n; ++j) s += std::min(std::max(f(x[j]), lo), hi);
+  return s / static_cast<float>(n);
+}
+
 // y = clamp((x - mean) / sqrt(var + eps) * scale + shift, lo, hi) with the
-// batch's statistics, which are returned (biased variance).
+// batch's statistics, which are returned (biased variance); with `pools`,
+// y holds each plane's mean of that instead.
 BatchStatistics batch_norm_training(const Planes& p, const float* x, const float* scale,
                                     const float* shift, double epsilon, float lo, float hi,
-                                    float* y) {
+                                    bool pools, float* y) {
   BatchStatistics st = empty_statistics(p.channels);
   // A channel's planes fit in L2 (1.6 MB at MobileNetV2's largest, batch
   // 32): the normalising pass reads them from there, not from memory.
@@ -241,35 +250,46 @@ BatchStatistics batch_norm_training(const Planes& p, const float* x, const float
     p.statistics(x, c, st);
     const Affine f = affine_of(st, c, scale, shift, epsilon);
     for (int64_t i = 0; i < p.n; ++i)
-      normalize_plane(x + p.offset(i, c), y + p.offset(i, c), p.plane, f, lo, hi);
+      if (pools)
+        y[i * p.channels + c] = normalized_mean(x + p.offset(i, c), p.plane, f, lo, hi);
+      else
+        normalize_plane(x + p.offset(i, c), y + p.offset(i, c), p.plane, f, lo, hi);
   }
   return st;
 }
 
 // The gradients of the training form (channel_gradient), dy reaching the
-// clamped output. Any of dx, dscale, dshift may be nullptr (not wanted).
+// clamped output, or with `pools` its planes' means (each value's gradient
+// then that of its plane's mean, over the plane's size). Any of dx, dscale,
+// dshift may be nullptr (not wanted).
 void batch_norm_training_backward(const Planes& p, const BatchStatistics& st, const float* x,
                                   const float* dy, const float* scale, const float* shift,
-                                  double epsilon, float lo, float hi, float* dx, float* dscale,
-                                  float* dshift) {
+                                  double epsilon, float lo, float hi, bool pools, float* dx,
+                                  float* dscale, float* dshift) {
 #pragma omp parallel for num_threads(loop_threads(p.n * p.channels * p.plane)) schedule(static)
   for (int64_t c = 0; c < p.channels; ++c) {
+    // Image i's gradient plane: dy's, or its mean's spread over the plane.
+    thread_local std::vector<float> spread;
+    auto dy_plane = [&](int64_t i) {
+      if (!pools) return dy + p.offset(i, c);
+      spread.assign(p.plane, dy[i * p.channels + c] / static_cast<float>(p.plane));
+      return static_cast<const float*>(spread.data());
+    };
     const Affine f = affine_of(st, c, scale, shift, epsilon);
     PlaneSums sums;
     for (int64_t i = 0; i < p.n; ++i) {
       if (i + 1 < p.n) {
         prefetch_plane(x + p.offset(i + 1, c), p.plane);
-        prefetch_plane(dy + p.offset(i + 1, c), p.plane);
+        if (!pools) prefetch_plane(dy + p.offset(i + 1, c), p.plane);
       }
-      sums += gradient_sums(x + p.offset(i, c), dy + p.offset(i, c), p.plane, f, lo, hi);
+      sums += gradient_sums(x + p.offset(i, c), dy_plane(i), p.plane, f, lo, hi);
     }
     const ChannelGradient g = channel_gradient(st, c, double(p.count()), scale[c], epsilon, sums);
     if (dshift) dshift[c] = static_cast<float>(g.dshift);
     if (dscale) dscale[c] = static_cast<float>(g.dscale);
     if (!dx) continue;
     for (int64_t i = 0; i < p.n; ++i)
-      gradient_plane(x + p.offset(i, c), dy + p.offset(i, c), dx + p.offset(i, c), p.plane, f, lo,
-                     hi, g);
+      gradient_plane(x + p.offset(i, c), dy_plane(i), dx + p.offset(i, c), p.plane, f, lo, hi, g);
   }
 }
 
@@ -291,7 +311,7 @@ bool batch_norm_forward(const ops::KernelContext& c, bool batch_statistics) {
   if (batch_statistics) {
     BatchStatistics st = batch_norm_training(
         Planes(c.in(kX)), c.in(kX).data<float>(), c.in(kScale).data<float>(),
-        c.in(kBias).data<float>(), k->epsilon, -kUnbounded, kUnbounded, c.out(0).data<float>());
+        c.in(kBias).data<float>(), k->epsilon, -kUnbounded, kUnbounded, false, c.out(0).data<float>());
     double momentum = c.node.attr_float("momentum", 0.9f);
     int64_t count = c.in(kX).numel() / k->channels;
     double unbiased = c.training && count > 1 ? double(count) / double(count - 1) : 1.0;
@@ -332,7 +352,7 @@ bool batch_norm_backward(const ops::BackwardContext& c, bool batch_statistics) {
     batch_norm_training_backward(p, statistics_of(p, c.in(kX).data<float>()),
                                  c.in(kX).data<float>(), c.grad_out(0).data<float>(),
                                  c.in(kScale).data<float>(), c.in(kBias).data<float>(), k->epsilon,
-                                 -kUnbounded, kUnbounded, grad(kX), grad(kScale), grad(kBias));
+                                 -kUnbounded, kUnbounded, false, grad(kX), grad(kScale), grad(kBias));
     count_served();
     return true;
   }
@@ -367,7 +387,7 @@ BatchStatistics norm_activation_forward(const NormActivation& f, const Tensor& x
                                         Tensor& running_mean, Tensor& running_var, Tensor& y) {
   const Planes p(x);
   BatchStatistics st = batch_norm_training(p, x.data<float>(), scale.data<float>(),
-                                           shift.data<float>(), f.epsilon, f.lo, f.hi,
+                                           shift.data<float>(), f.epsilon, f.lo, f.hi, f.pools,
                                            y.data<float>());
   update_running(f, st, p.count(), running_mean, running_var);
   count_served();
@@ -380,7 +400,7 @@ void norm_activation_backward(const NormActivation& f, const BatchStatistics& st
   auto data = [](Tensor* t) { return t ? t->data<float>() : nullptr; };
   batch_norm_training_backward(Planes(x), st, x.data<float>(), dy.data<float>(),
                                scale.data<float>(), shift.data<float>(), f.epsilon, f.lo, f.hi,
-                               data(dx), data(dscale), data(dshift));
+                               f.pools, data(dx), data(dscale), data(dshift));
   count_served();
 }
 

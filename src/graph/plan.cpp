@@ -362,9 +362,10 @@ class Planner {
 
   // A BatchNormalization normalising with the batch's statistics, when the
   // fast kernels take it, with the Clip or Relu alone reading its output if
-  // there is one. Alone it is a step too: its backward then reads the
-  // statistics the forward kept instead of computing them again.
-  std::optional<PlanStep> norm_activation_step(int i) const {
+  // there is one, and (may_pool) a GlobalAveragePool alone reading that.
+  // Alone it is a step too: its backward then reads the statistics the
+  // forward kept instead of computing them again.
+  std::optional<PlanStep> norm_activation_step(int i, bool may_pool = true) const {
     const Node& bn = nodes_[i];
     if (bn.op_type != "BatchNormalization" || !r_.batch_statistics[i] || bn.inputs.size() != 5)
       return std::nullopt;
@@ -400,6 +401,15 @@ class Planner {
     std::tie(s.norm_activation->lo, s.norm_activation->hi) = bounds;
     s.fused = {j};
     s.label += "+" + act.op_type;
+    // A GlobalAveragePool alone reading the activation: the step writes the
+    // means, and the activation's output is never stored.
+    const int g = may_pool ? only_reader(act.outputs[0]) : -1;
+    if (g >= 0 && nodes_[g].op_type == "GlobalAveragePool" && nodes_[g].outputs.size() == 1 &&
+        nodes_[g].inputs[0] == act.outputs[0]) {
+      s.norm_activation->pools = true;
+      s.fused.push_back(g);
+      s.label += "+GlobalAveragePool";
+    }
     return s;
   }
 
@@ -407,7 +417,7 @@ class Planner {
   // them, the Conv alone reading the first and alone read by the second
   // (reads in the order of NormDepthwiseRead).
   std::optional<PlanStep> norm_depthwise_step(int i) const {
-    std::optional<PlanStep> before = norm_activation_step(i);
+    std::optional<PlanStep> before = norm_activation_step(i, false);
     if (!before || before->fused.size() != 1) return std::nullopt;
     const int c = only_reader(nodes_[before->fused[0]].outputs[0]);
     if (c < 0) return std::nullopt;
@@ -424,7 +434,7 @@ class Planner {
                                        r_.infos.at(conv.inputs[1]).shape, bias))
       return std::nullopt;
     const int bn = only_reader(conv.outputs[0]);
-    std::optional<PlanStep> after = bn < 0 ? std::nullopt : norm_activation_step(bn);
+    std::optional<PlanStep> after = bn < 0 ? std::nullopt : norm_activation_step(bn, false);
     if (!after || after->fused.size() != 1) return std::nullopt;
     for (int k = 1; k < 5; ++k)  // the second's parameters exist before the step runs
       if (!r_.graph.initializers.count(nodes_[bn].inputs[k])) return std::nullopt;
