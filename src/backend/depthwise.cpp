@@ -12,8 +12,8 @@
 // The 3x3 windows run on a padded copy of the input (Padded); on machines
 // with AVX-512 the copy, the forward, the weight gradient and the stride-2
 // data gradient run in intrinsics (depthwise_avx512.cpp), elsewhere in the
-// GCC vector loops below. There, planes whose rows fit one vector at unit
-// strides (14x14) skip the copy (avx512::fits_narrow).
+// GCC vector loops below. There, planes whose rows fit one or two vectors
+// at unit strides (14x14, 28x28) skip the copy (avx512::fits_narrow).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>

@@ -254,104 +254,151 @@ GRAFT_AVX512 void weights(const Plane& p, const float* padded, int64_t part, con
   weights<1, 2>(p, padded, part, dy, dw, db);
 }
 
-// --- Narrow planes: a row is one vector, its neighbours in the window the
-// same vector moved one lane either way with a zero coming in, so no padded
-// copy is made. Per 14x14 plane, one thread, against the padded kernels:
-// forward 105 -> 56 ns with the input mapped, 85 -> 41 ns without (the
-// data gradient), weight gradient 165 -> 102-123 ns ---
+// --- Narrow planes: a row is one or two vectors, and its neighbours in
+// the window are the same vectors moved one lane either way, so no padded
+// copy is made. Per plane, one thread, against the padded kernels: forward
+// with the input mapped 105 -> 56-61 ns at 14x14, 320 -> 222 ns at 28x28;
+// without (the data gradient) 85 -> 41-43 and 276 -> 164 ns; weight
+// gradient 165 -> 102-123 and 465 -> 287 ns ---
+
+namespace {
+
+constexpr int64_t kNarrowVectors = 2;  // at most, per row
+
+int64_t vectors_per_row(const Plane& p) { return p.w / kLanes + 1; }  // a zero lane at the end
+
+}  // namespace
 
 bool fits_narrow(const Plane& p) {
   return p.kh == 3 && p.kw == 3 && p.sh == 1 && p.sw == 1 && p.pt == 1 && p.pl == 1 &&
-         p.w < kLanes && p.oh == p.h && p.ow == p.w;
+         p.oh == p.h && p.ow == p.w && vectors_per_row(p) <= kNarrowVectors;
 }
 
 namespace {
 
-// Row r's values as kernel columns 0, 1, 2 read them for sixteen outputs:
-// x[q - 1], x[q], x[q + 1], zero outside the row and below or above the
-// plane.
+// Row r's values (mapped when Mapped) as kernel columns 0, 1, 2 read them
+// for the outputs of each of the row's B vectors: x[q - 1], x[q], x[q + 1],
+// zero outside the row and below or above the plane.
+template <int B, bool Mapped>
 struct NarrowRows {
   const Plane& p;
   const float* x;
   const InputMap* map;
-  __mmask16 row = lanes_below(0, p.w);
-  Map m = map ? map_of(*map) : Map{};
-  GRAFT_AVX512 void taps(int64_t r, __m512* v) const {
+  Map m = Mapped ? map_of(*map) : Map{};
+  __mmask16 lanes[B];  // of each vector, within the row
+  GRAFT_AVX512 NarrowRows(const Plane& plane, const float* values, const InputMap* input_map)
+      : p(plane), x(values), map(input_map) {
+    for (int u = 0; u < B; ++u) lanes[u] = lanes_below(u * kLanes, p.w);
+  }
+  GRAFT_AVX512 void taps(int64_t r, __m512 (&v)[3][B]) const {
     const __m512 zero = _mm512_setzero_ps();
-    if (r < 0 || r >= p.h) {
-      v[0] = v[1] = v[2] = zero;
-      return;
+    __m512 c[B + 2];  // the row's vectors between zeros
+    for (int u = 0; u < B + 2; ++u) c[u] = zero;
+    if (r >= 0 && r < p.h)
+#pragma GCC unroll 2
+      for (int u = 0; u < B; ++u) {
+        __m512 e = _mm512_maskz_loadu_ps(lanes[u], x + r * p.w + u * kLanes);
+        if (Mapped) {
+          e = _mm512_fmadd_ps(m.a, _mm512_sub_ps(_mm512_sub_ps(e, m.k), m.centre), m.shift);
+          e = _mm512_maskz_mov_ps(lanes[u], _mm512_min_ps(_mm512_max_ps(e, m.lo), m.hi));
+        }
+        c[u + 1] = e;
+      }
+#pragma GCC unroll 2
+    for (int u = 0; u < B; ++u) {
+      v[0][u] = shifted<kLanes - 1>(c[u], c[u + 1]);
+      v[1][u] = c[u + 1];
+      v[2][u] = shifted<1>(c[u + 1], c[u + 2]);
     }
-    __m512 c = _mm512_maskz_loadu_ps(row, x + r * p.w);
-    if (map) {
-      c = _mm512_fmadd_ps(m.a, _mm512_sub_ps(_mm512_sub_ps(c, m.k), m.centre), m.shift);
-      c = _mm512_maskz_mov_ps(row, _mm512_min_ps(_mm512_max_ps(c, m.lo), m.hi));
-    }
-    v[0] = _mm512_castsi512_ps(
-        _mm512_alignr_epi32(_mm512_castps_si512(c), _mm512_castps_si512(zero), kLanes - 1));
-    v[1] = c;
-    v[2] = shifted<1>(c, zero);
   }
 };
 
 // The window one row down: its rows move up, the last to be loaded again.
-GRAFT_AVX512 inline void slide(__m512 (&window)[3][3]) {
+template <int B>
+GRAFT_AVX512 inline void slide(__m512 (&window)[3][3][B]) {
 #pragma GCC unroll 3
-  for (int j = 0; j < 3; ++j) {
-    window[0][j] = window[1][j];
-    window[1][j] = window[2][j];
+  for (int j = 0; j < 3; ++j)
+#pragma GCC unroll 2
+    for (int u = 0; u < B; ++u) {
+      window[0][j][u] = window[1][j][u];
+      window[1][j][u] = window[2][j][u];
+    }
+}
+
+// Output row o reads rows o - 1, o, o + 1: a window of three rows' taps
+// slides down the plane, each row loaded and mapped once.
+template <int B, bool Mapped>
+GRAFT_AVX512 void forward_narrow(const Plane& p, const float* x, const InputMap* map,
+                                 const float* w, float b, float* y) {
+  const NarrowRows<B, Mapped> rows(p, x, map);
+  __m512 taps[9];
+  for (int t = 0; t < 9; ++t) taps[t] = _mm512_set1_ps(w[t]);
+  const __m512 bias = _mm512_set1_ps(b);
+  __m512 window[3][3][B];  // rows o - 1, o, o + 1
+  rows.taps(-1, window[1]);
+  rows.taps(0, window[2]);
+  for (int64_t o = 0; o < p.oh; ++o) {
+    slide(window);
+    rows.taps(o + 1, window[2]);
+#pragma GCC unroll 2
+    for (int u = 0; u < B; ++u) {
+      // Two sums side by side: nine dependent multiply-adds would wait on each.
+      __m512 a = bias, c = _mm512_setzero_ps();
+#pragma GCC unroll 3
+      for (int i = 0; i < 3; ++i) {
+        a = _mm512_fmadd_ps(taps[i * 3], window[i][0][u], a);
+        c = _mm512_fmadd_ps(taps[i * 3 + 1], window[i][1][u], c);
+        a = _mm512_fmadd_ps(taps[i * 3 + 2], window[i][2][u], a);
+      }
+      _mm512_mask_storeu_ps(y + o * p.ow + u * kLanes, rows.lanes[u], _mm512_add_ps(a, c));
+    }
   }
+}
+
+template <int B, bool Mapped>
+GRAFT_AVX512 void weights_narrow(const Plane& p, const float* x, const InputMap* map,
+                                 const float* dy, double* dw, double* db) {
+  const NarrowRows<B, Mapped> rows(p, x, map);
+  __m512 sums[9], bias = _mm512_setzero_ps();
+  for (int t = 0; t < 9; ++t) sums[t] = _mm512_setzero_ps();
+  __m512 window[3][3][B];  // rows o - 1, o, o + 1
+  rows.taps(-1, window[1]);
+  rows.taps(0, window[2]);
+  for (int64_t o = 0; o < p.oh; ++o) {
+    slide(window);
+    rows.taps(o + 1, window[2]);
+#pragma GCC unroll 2
+    for (int u = 0; u < B; ++u) {
+      const __m512 g = _mm512_maskz_loadu_ps(rows.lanes[u], dy + o * p.ow + u * kLanes);
+      bias = _mm512_add_ps(bias, g);
+#pragma GCC unroll 3
+      for (int i = 0; i < 3; ++i)
+#pragma GCC unroll 3
+        for (int j = 0; j < 3; ++j)
+          sums[i * 3 + j] = _mm512_fmadd_ps(g, window[i][j][u], sums[i * 3 + j]);
+    }
+  }
+  for (int t = 0; t < 9; ++t) dw[t] += lane_sum(sums[t]);
+  if (db) *db += lane_sum(bias);
 }
 
 }  // namespace
 
-// Output row o reads rows o - 1, o, o + 1: a window of three rows' taps
-// slides down the plane, each row loaded and mapped once.
 GRAFT_AVX512 void forward_narrow(const Plane& p, const float* x, const InputMap* map,
                                  const float* w, float b, float* y) {
-  const NarrowRows rows{p, x, map};
-  __m512 taps[9];
-  for (int t = 0; t < 9; ++t) taps[t] = _mm512_set1_ps(w[t]);
-  const __m512 bias = _mm512_set1_ps(b);
-  __m512 window[3][3];  // rows o - 1, o, o + 1
-  rows.taps(-1, window[1]);
-  rows.taps(0, window[2]);
-  for (int64_t o = 0; o < p.oh; ++o) {
-    slide(window);
-    rows.taps(o + 1, window[2]);
-    // Two sums side by side: nine dependent multiply-adds would wait on each.
-    __m512 a = bias, c = _mm512_setzero_ps();
-#pragma GCC unroll 3
-    for (int i = 0; i < 3; ++i) {
-      a = _mm512_fmadd_ps(taps[i * 3], window[i][0], a);
-      c = _mm512_fmadd_ps(taps[i * 3 + 1], window[i][1], c);
-      a = _mm512_fmadd_ps(taps[i * 3 + 2], window[i][2], a);
-    }
-    _mm512_mask_storeu_ps(y + o * p.ow, rows.row, _mm512_add_ps(a, c));
-  }
+  const bool one = vectors_per_row(p) == 1;
+  if (map) return one ? forward_narrow<1, true>(p, x, map, w, b, y)
+                      : forward_narrow<2, true>(p, x, map, w, b, y);
+  one ? forward_narrow<1, false>(p, x, map, w, b, y) : forward_narrow<2, false>(p, x, map, w, b, y);
 }
 
 GRAFT_AVX512 void weights_narrow(const Plane& p, const float* x, const InputMap* map,
                                  const float* dy, double* dw, double* db) {
-  const NarrowRows rows{p, x, map};
-  __m512 sums[9], bias = _mm512_setzero_ps();
-  for (int t = 0; t < 9; ++t) sums[t] = _mm512_setzero_ps();
-  __m512 window[3][3];  // rows o - 1, o, o + 1
-  rows.taps(-1, window[1]);
-  rows.taps(0, window[2]);
-  for (int64_t o = 0; o < p.oh; ++o) {
-    slide(window);
-    rows.taps(o + 1, window[2]);
-    const __m512 g = _mm512_maskz_loadu_ps(rows.row, dy + o * p.ow);
-    bias = _mm512_add_ps(bias, g);
-#pragma GCC unroll 3
-    for (int i = 0; i < 3; ++i)
-#pragma GCC unroll 3
-      for (int j = 0; j < 3; ++j)
-        sums[i * 3 + j] = _mm512_fmadd_ps(g, window[i][j], sums[i * 3 + j]);
-  }
-  for (int t = 0; t < 9; ++t) dw[t] += lane_sum(sums[t]);
-  if (db) *db += lane_sum(bias);
+  const bool one = vectors_per_row(p) == 1;
+  if (map) return one ? weights_narrow<1, true>(p, x, map, dy, dw, db)
+                      : weights_narrow<2, true>(p, x, map, dy, dw, db);
+  one ? weights_narrow<1, false>(p, x, map, dy, dw, db)
+      : weights_narrow<2, false>(p, x, map, dy, dw, db);
 }
 
 GRAFT_AVX512 void backward_data_s2(const Plane& p, const float* dy, const float* w, float* dx) {

@@ -30,8 +30,8 @@ void weights(const Plane& p, const float* padded, int64_t part, const float* dy,
              double* db);
 
 // The same forward and weight gradient without a padded copy, on planes
-// whose rows each fit one vector, at unit strides with one row and column
-// of zeros around (fits_narrow): x, or map(x), read row by row.
+// whose rows each fit one or two vectors, at unit strides with one row and
+// column of zeros around (fits_narrow): x, or map(x), read row by row.
 bool fits_narrow(const Plane& p);
 void forward_narrow(const Plane& p, const float* x, const InputMap* map, const float* w, float b,
                     float* y);
