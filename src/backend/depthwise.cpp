@@ -214,11 +214,10 @@ GRAFT_PLANE_LOOP void forward_3x3(const Plane& p, const float* src, const float*
     for (int64_t o = 0; o < p.oh; o += 4) tile_3x3<4, 1>(p, in, src, taps, b, y, o, 0);
     return;
   }
-  if (blocks <= 3) {
-    for (int64_t o = 0; o < p.oh; o += 2) {
-      tile_3x3<2, 2>(p, in, src, taps, b, y, o, 0);
-      if (blocks == 3) tile_3x3<2, 1>(p, in, src, taps, b, y, o, 2 * kLanes);
-    }
+  // Rows two at a time only when a tile spans the whole row: a row's last
+  // vector runs on into the next row, which must be written after it.
+  if (blocks == 2) {
+    for (int64_t o = 0; o < p.oh; o += 2) tile_3x3<2, 2>(p, in, src, taps, b, y, o, 0);
     return;
   }
   for (int64_t o = 0; o < p.oh; ++o) {
