@@ -12,8 +12,8 @@
 // The 3x3 windows run on a padded copy of the input (Padded); on machines
 // with AVX-512 the copy, the forward, the weight gradient and the stride-2
 // data gradient run in intrinsics (depthwise_avx512.cpp), elsewhere in the
-// GCC vector loops below. There, planes whose rows fit one or two vectors
-// at unit strides (14x14, 28x28) skip the copy (avx512::fits_narrow).
+// GCC vector loops below. There, planes at unit strides up to 112 wide skip
+// the copy (avx512::fits_unpadded).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -358,7 +358,7 @@ const float* padded_input(const Plane& p, const Padded& in, const float* x, cons
 void forward_plane(const Plane& p, const float* x, const float* w, float b, float* y,
                    const InputMap* map) {
   thread_local std::vector<float> padded;
-  if (has_avx512() && avx512::fits_narrow(p)) return avx512::forward_narrow(p, x, map, w, b, y);
+  if (has_avx512() && avx512::fits_unpadded(p)) return avx512::forward_unpadded(p, x, map, w, b, y);
   if (fits_3x3(p)) {
     const Padded in(p);
     const float* src = padded_input(p, in, x, map, padded);
@@ -431,7 +431,8 @@ GRAFT_PLANE_LOOP void backward_weights_plane(const Plane& p, const float* __rest
 void weights_plane(const Plane& p, const float* x, const float* dy, double* dw, double* db,
                    const InputMap* map) {
   thread_local std::vector<float> padded_x, padded_dy, acc;
-  if (has_avx512() && avx512::fits_narrow(p)) return avx512::weights_narrow(p, x, map, dy, dw, db);
+  if (has_avx512() && avx512::fits_unpadded(p))
+    return avx512::weights_unpadded(p, x, map, dy, dw, db);
   if (fits_3x3(p)) {
     const Padded in(p);
     const float* src = padded_input(p, in, x, map, padded_x);

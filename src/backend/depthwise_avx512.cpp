@@ -8,8 +8,11 @@
 // Masked loads take the rows' ends: no scalar tails, and dy needs no padded
 // copy for the weight and the stride-2 data gradients.
 
-#include "backend/avx512.h"
 #include "backend/depthwise_avx512.h"
+
+#include <type_traits>
+
+#include "backend/avx512.h"
 
 namespace graft::backend::avx512 {
 
@@ -254,24 +257,26 @@ GRAFT_AVX512 void weights(const Plane& p, const float* padded, int64_t part, con
   weights<1, 2>(p, padded, part, dy, dw, db);
 }
 
-// --- Narrow planes: a row is one or two vectors, and its neighbours in
-// the window are the same vectors moved one lane either way, so no padded
-// copy is made. Per plane, one thread, against the padded kernels: forward
-// with the input mapped 105 -> 56-61 ns at 14x14, 320 -> 222 ns at 28x28;
-// without (the data gradient) 85 -> 41-43 and 276 -> 164 ns; weight
-// gradient 165 -> 102-123 and 465 -> 287 ns ---
+// --- Rows of at most seven vectors (planes up to 112 wide) at unit
+// strides: a row's neighbours in the window are the same vectors moved one
+// lane either way, so no padded copy is made. Per plane, one thread (the
+// best of four runs), against the padded kernels: forward with the input
+// mapped 105 -> 56-61 ns at 14x14, 320 -> 222 ns at 28x28, 1418 -> 1004 ns
+// at 56x56, 5394 -> 4220 ns at 112x112; without (the data gradient)
+// 85 -> 41-43, 276 -> 164, 1243 -> 772 and 4844 -> 3682 ns; weight
+// gradient 165 -> 102-123, 465 -> 287, 1770 -> 1239 and 7403 -> 4302 ns ---
 
 namespace {
 
-constexpr int64_t kNarrowVectors = 2;  // at most, per row
+constexpr int64_t kMaxRowVectors = 7;  // at most, per row (112 wide)
 
-int64_t vectors_per_row(const Plane& p) { return p.w / kLanes + 1; }  // a zero lane at the end
+int64_t vectors_per_row(const Plane& p) { return (p.w + kLanes - 1) / kLanes; }
 
 }  // namespace
 
-bool fits_narrow(const Plane& p) {
+bool fits_unpadded(const Plane& p) {
   return p.kh == 3 && p.kw == 3 && p.sh == 1 && p.sw == 1 && p.pt == 1 && p.pl == 1 &&
-         p.oh == p.h && p.ow == p.w && vectors_per_row(p) <= kNarrowVectors;
+         p.oh == p.h && p.ow == p.w && vectors_per_row(p) <= kMaxRowVectors;
 }
 
 namespace {
@@ -280,13 +285,13 @@ namespace {
 // for the outputs of each of the row's B vectors: x[q - 1], x[q], x[q + 1],
 // zero outside the row and below or above the plane.
 template <int B, bool Mapped>
-struct NarrowRows {
+struct RowTaps {
   const Plane& p;
   const float* x;
   const InputMap* map;
   Map m = Mapped ? map_of(*map) : Map{};
   __mmask16 lanes[B];  // of each vector, within the row
-  GRAFT_AVX512 NarrowRows(const Plane& plane, const float* values, const InputMap* input_map)
+  GRAFT_AVX512 RowTaps(const Plane& plane, const float* values, const InputMap* input_map)
       : p(plane), x(values), map(input_map) {
     for (int u = 0; u < B; ++u) lanes[u] = lanes_below(u * kLanes, p.w);
   }
@@ -295,7 +300,7 @@ struct NarrowRows {
     __m512 c[B + 2];  // the row's vectors between zeros
     for (int u = 0; u < B + 2; ++u) c[u] = zero;
     if (r >= 0 && r < p.h)
-#pragma GCC unroll 2
+#pragma GCC unroll 8
       for (int u = 0; u < B; ++u) {
         __m512 e = _mm512_maskz_loadu_ps(lanes[u], x + r * p.w + u * kLanes);
         if (Mapped) {
@@ -304,7 +309,7 @@ struct NarrowRows {
         }
         c[u + 1] = e;
       }
-#pragma GCC unroll 2
+#pragma GCC unroll 8
     for (int u = 0; u < B; ++u) {
       v[0][u] = shifted<kLanes - 1>(c[u], c[u + 1]);
       v[1][u] = c[u + 1];
@@ -318,7 +323,7 @@ template <int B>
 GRAFT_AVX512 inline void slide(__m512 (&window)[3][3][B]) {
 #pragma GCC unroll 3
   for (int j = 0; j < 3; ++j)
-#pragma GCC unroll 2
+#pragma GCC unroll 8
     for (int u = 0; u < B; ++u) {
       window[0][j][u] = window[1][j][u];
       window[1][j][u] = window[2][j][u];
@@ -328,9 +333,9 @@ GRAFT_AVX512 inline void slide(__m512 (&window)[3][3][B]) {
 // Output row o reads rows o - 1, o, o + 1: a window of three rows' taps
 // slides down the plane, each row loaded and mapped once.
 template <int B, bool Mapped>
-GRAFT_AVX512 void forward_narrow(const Plane& p, const float* x, const InputMap* map,
-                                 const float* w, float b, float* y) {
-  const NarrowRows<B, Mapped> rows(p, x, map);
+GRAFT_AVX512 void forward_unpadded(const Plane& p, const float* x, const InputMap* map,
+                                   const float* w, float b, float* y) {
+  const RowTaps<B, Mapped> rows(p, x, map);
   __m512 taps[9];
   for (int t = 0; t < 9; ++t) taps[t] = _mm512_set1_ps(w[t]);
   const __m512 bias = _mm512_set1_ps(b);
@@ -340,7 +345,7 @@ GRAFT_AVX512 void forward_narrow(const Plane& p, const float* x, const InputMap*
   for (int64_t o = 0; o < p.oh; ++o) {
     slide(window);
     rows.taps(o + 1, window[2]);
-#pragma GCC unroll 2
+#pragma GCC unroll 8
     for (int u = 0; u < B; ++u) {
       // Two sums side by side: nine dependent multiply-adds would wait on each.
       __m512 a = bias, c = _mm512_setzero_ps();
@@ -356,9 +361,9 @@ GRAFT_AVX512 void forward_narrow(const Plane& p, const float* x, const InputMap*
 }
 
 template <int B, bool Mapped>
-GRAFT_AVX512 void weights_narrow(const Plane& p, const float* x, const InputMap* map,
-                                 const float* dy, double* dw, double* db) {
-  const NarrowRows<B, Mapped> rows(p, x, map);
+GRAFT_AVX512 void weights_unpadded(const Plane& p, const float* x, const InputMap* map,
+                                   const float* dy, double* dw, double* db) {
+  const RowTaps<B, Mapped> rows(p, x, map);
   __m512 sums[9], bias = _mm512_setzero_ps();
   for (int t = 0; t < 9; ++t) sums[t] = _mm512_setzero_ps();
   __m512 window[3][3][B];  // rows o - 1, o, o + 1
@@ -367,7 +372,7 @@ GRAFT_AVX512 void weights_narrow(const Plane& p, const float* x, const InputMap*
   for (int64_t o = 0; o < p.oh; ++o) {
     slide(window);
     rows.taps(o + 1, window[2]);
-#pragma GCC unroll 2
+#pragma GCC unroll 8
     for (int u = 0; u < B; ++u) {
       const __m512 g = _mm512_maskz_loadu_ps(rows.lanes[u], dy + o * p.ow + u * kLanes);
       bias = _mm512_add_ps(bias, g);
@@ -384,21 +389,38 @@ GRAFT_AVX512 void weights_narrow(const Plane& p, const float* x, const InputMap*
 
 }  // namespace
 
-GRAFT_AVX512 void forward_narrow(const Plane& p, const float* x, const InputMap* map,
-                                 const float* w, float b, float* y) {
-  const bool one = vectors_per_row(p) == 1;
-  if (map) return one ? forward_narrow<1, true>(p, x, map, w, b, y)
-                      : forward_narrow<2, true>(p, x, map, w, b, y);
-  one ? forward_narrow<1, false>(p, x, map, w, b, y) : forward_narrow<2, false>(p, x, map, w, b, y);
+namespace {
+
+// each(vectors, mapped): the kernel made for the plane's vectors per row
+// (1, 2, 4 or 7: 14x14 to 112x112 planes; 3, 5 and 6 take the next larger)
+// and for whether the input is mapped, as std::integral_constant values.
+template <class Each>
+GRAFT_AVX512 void dispatch(const Plane& p, bool mapped, const Each& each) {
+  auto with = [&](auto vectors) {
+    if (mapped) return each(vectors, std::true_type{});
+    each(vectors, std::false_type{});
+  };
+  const int64_t v = vectors_per_row(p);
+  if (v <= 1) return with(std::integral_constant<int, 1>{});
+  if (v <= 2) return with(std::integral_constant<int, 2>{});
+  if (v <= 4) return with(std::integral_constant<int, 4>{});
+  with(std::integral_constant<int, 7>{});
 }
 
-GRAFT_AVX512 void weights_narrow(const Plane& p, const float* x, const InputMap* map,
-                                 const float* dy, double* dw, double* db) {
-  const bool one = vectors_per_row(p) == 1;
-  if (map) return one ? weights_narrow<1, true>(p, x, map, dy, dw, db)
-                      : weights_narrow<2, true>(p, x, map, dy, dw, db);
-  one ? weights_narrow<1, false>(p, x, map, dy, dw, db)
-      : weights_narrow<2, false>(p, x, map, dy, dw, db);
+}  // namespace
+
+GRAFT_AVX512 void forward_unpadded(const Plane& p, const float* x, const InputMap* map,
+                                   const float* w, float b, float* y) {
+  dispatch(p, map, [&](auto vectors, auto mapped) GRAFT_AVX512 {
+    forward_unpadded<vectors, mapped>(p, x, map, w, b, y);
+  });
+}
+
+GRAFT_AVX512 void weights_unpadded(const Plane& p, const float* x, const InputMap* map,
+                                   const float* dy, double* dw, double* db) {
+  dispatch(p, map, [&](auto vectors, auto mapped) GRAFT_AVX512 {
+    weights_unpadded<vectors, mapped>(p, x, map, dy, dw, db);
+  });
 }
 
 GRAFT_AVX512 void backward_data_s2(const Plane& p, const float* dy, const float* w, float* dx) {

@@ -30,13 +30,13 @@ void weights(const Plane& p, const float* padded, int64_t part, const float* dy,
              double* db);
 
 // The same forward and weight gradient without a padded copy, on planes
-// whose rows each fit one or two vectors, at unit strides with one row and
-// column of zeros around (fits_narrow): x, or map(x), read row by row.
-bool fits_narrow(const Plane& p);
-void forward_narrow(const Plane& p, const float* x, const InputMap* map, const float* w, float b,
-                    float* y);
-void weights_narrow(const Plane& p, const float* x, const InputMap* map, const float* dy,
-                    double* dw, double* db);
+// whose rows each fit seven vectors, at unit strides with one row and
+// column of zeros around (fits_unpadded): x, or map(x), read row by row.
+bool fits_unpadded(const Plane& p);
+void forward_unpadded(const Plane& p, const float* x, const InputMap* map, const float* w, float b,
+                      float* y);
+void weights_unpadded(const Plane& p, const float* x, const InputMap* map, const float* dy,
+                      double* dw, double* db);
 
 // dx of a 3x3 window at column stride 2 from dy and the kernel w (not
 // turned): depthwise.cpp's backward_data_3x3_s2.
