@@ -428,9 +428,10 @@ TEST(ExecutionPlan, TrainingFusesBatchNormWithTheActivationAfterIt) {
     if (s.norm_activation)
       bounds[b.g.nodes[s.node].outputs[0]] = {s.norm_activation->lo, s.norm_activation->hi};
   const float inf = std::numeric_limits<float>::infinity();
-  EXPECT_EQ(bounds, (std::map<std::string, std::pair<float, float>>{
-                        {"c1_bn", {0.0f, 6.0f}}, {"r2_bn", {0.0f, inf}},
-                        {"twice_bn", {-inf, inf}}, {"last_bn", {-inf, inf}}}));
+  EXPECT_EQ(bounds, (std::map<std::string, std::pair<float, float>>{{"c1_bn", {0.0f, 6.0f}},
+                                                                    {"r2_bn", {0.0f, inf}},
+                                                                    {"twice_bn", {-inf, inf}},
+                                                                    {"last_bn", {-inf, inf}}}));
   // backward() added GlobalAveragePool's gradient of last_bn to a copy of
   // the caller's, not into it.
   expect_close(dlast, uniform({4, 6, 5, 5}, 11), "the caller's gradient of last_bn");
@@ -452,9 +453,11 @@ TEST(ExecutionPlan, TrainingFusesTheGlobalAveragePoolAfterTheActivation) {
   b.output("z");
   b.output(r);
   widen_norms(b, {"c_bn", "r_bn"}, 60);
-  std::map<std::string, Session::OpTime> profile = train_both_ways(
-      b, uniform({4, 3, 7, 7}, 61),
-      {{"y", uniform({4, 12, 1, 1}, 62)}, {"z", uniform({4, 5, 1, 1}, 63)}, {r, uniform({4, 5, 7, 7}, 64)}});
+  std::map<std::string, Session::OpTime> profile =
+      train_both_ways(b, uniform({4, 3, 7, 7}, 61),
+                      {{"y", uniform({4, 12, 1, 1}, 62)},
+                       {"z", uniform({4, 5, 1, 1}, 63)},
+                       {r, uniform({4, 5, 7, 7}, 64)}});
   EXPECT_EQ(profile.at("BatchNormalization+Clip+GlobalAveragePool").calls, 2);
   EXPECT_EQ(profile.at("BatchNormalization+Clip+GlobalAveragePool backward").calls, 2);
   EXPECT_EQ(profile.at("BatchNormalization+Relu").calls, 2) << "r: also a graph output";

@@ -309,9 +309,10 @@ bool batch_norm_forward(const ops::KernelContext& c, bool batch_statistics) {
   for (size_t i = batch_statistics ? 3 : 1; i < c.outputs.size(); ++i)
     if (c.outputs[i]) std::memset(c.outputs[i]->raw(), 0, c.outputs[i]->nbytes());
   if (batch_statistics) {
-    BatchStatistics st = batch_norm_training(
-        Planes(c.in(kX)), c.in(kX).data<float>(), c.in(kScale).data<float>(),
-        c.in(kBias).data<float>(), k->epsilon, -kUnbounded, kUnbounded, false, c.out(0).data<float>());
+    BatchStatistics st =
+        batch_norm_training(Planes(c.in(kX)), c.in(kX).data<float>(), c.in(kScale).data<float>(),
+                            c.in(kBias).data<float>(), k->epsilon, -kUnbounded, kUnbounded, false,
+                            c.out(0).data<float>());
     double momentum = c.node.attr_float("momentum", 0.9f);
     int64_t count = c.in(kX).numel() / k->channels;
     double unbiased = c.training && count > 1 ? double(count) / double(count - 1) : 1.0;
@@ -349,10 +350,10 @@ bool batch_norm_backward(const ops::BackwardContext& c, bool batch_statistics) {
   if (batch_statistics) {
     auto grad = [&](int i) { return c.wants_grad(i) ? c.grad_in(i).data<float>() : nullptr; };
     const Planes p(c.in(kX));
-    batch_norm_training_backward(p, statistics_of(p, c.in(kX).data<float>()),
-                                 c.in(kX).data<float>(), c.grad_out(0).data<float>(),
-                                 c.in(kScale).data<float>(), c.in(kBias).data<float>(), k->epsilon,
-                                 -kUnbounded, kUnbounded, false, grad(kX), grad(kScale), grad(kBias));
+    batch_norm_training_backward(
+        p, statistics_of(p, c.in(kX).data<float>()), c.in(kX).data<float>(),
+        c.grad_out(0).data<float>(), c.in(kScale).data<float>(), c.in(kBias).data<float>(),
+        k->epsilon, -kUnbounded, kUnbounded, false, grad(kX), grad(kScale), grad(kBias));
     count_served();
     return true;
   }
@@ -386,9 +387,9 @@ BatchStatistics norm_activation_forward(const NormActivation& f, const Tensor& x
                                         const Tensor& scale, const Tensor& shift,
                                         Tensor& running_mean, Tensor& running_var, Tensor& y) {
   const Planes p(x);
-  BatchStatistics st = batch_norm_training(p, x.data<float>(), scale.data<float>(),
-                                           shift.data<float>(), f.epsilon, f.lo, f.hi, f.pools,
-                                           y.data<float>());
+  BatchStatistics st =
+      batch_norm_training(p, x.data<float>(), scale.data<float>(), shift.data<float>(), f.epsilon,
+                          f.lo, f.hi, f.pools, y.data<float>());
   update_running(f, st, p.count(), running_mean, running_var);
   count_served();
   return st;
