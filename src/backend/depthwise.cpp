@@ -12,8 +12,8 @@
 // The 3x3 windows run on a padded copy of the input (Padded); on machines
 // with AVX-512 the copy, the forward, the weight gradient and the stride-2
 // data gradient run in intrinsics (depthwise_avx512.cpp), elsewhere in the
-// GCC vector loops below. There, planes at unit strides up to 112 wide skip
-// the copy (avx512::fits_unpadded).
+// GCC vector loops below. There, planes up to 112 wide at strides 1 and 2
+// skip the copy (avx512::fits_unpadded).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>

@@ -257,94 +257,121 @@ GRAFT_AVX512 void weights(const Plane& p, const float* padded, int64_t part, con
   weights<1, 2>(p, padded, part, dy, dw, db);
 }
 
-// --- Rows of at most seven vectors (planes up to 112 wide) at unit
-// strides: a row's neighbours in the window are the same vectors moved one
-// lane either way, so no padded copy is made. Per plane, one thread (the
-// best of four runs), against the padded kernels: forward with the input
-// mapped 105 -> 56-61 ns at 14x14, 320 -> 222 ns at 28x28, 1418 -> 1004 ns
-// at 56x56, 5394 -> 4220 ns at 112x112; without (the data gradient)
-// 85 -> 41-43, 276 -> 164, 1243 -> 772 and 4844 -> 3682 ns; weight
-// gradient 165 -> 102-123, 465 -> 287, 1770 -> 1239 and 7403 -> 4302 ns ---
+// --- Outputs of at most seven vectors a row (planes up to 112 wide) at
+// strides 1 and 2: a value's neighbours in the window come from the row's
+// vectors moved one lane either way (at stride 2 split into even and odd
+// columns first), so no padded copy is made. Against the padded kernels:
+// - stride 1, per plane, one thread (the best of four runs): forward with
+//   the input mapped 105 -> 56-61 ns at 14x14, 320 -> 222 at 28x28,
+//   1418 -> 1004 at 56x56, 5394 -> 4220 at 112x112; without (the data
+//   gradient) 85 -> 41-43, 276 -> 164, 1243 -> 772 and 4844 -> 3682 ns;
+//   weight gradient 165 -> 102-123, 465 -> 287, 1770 -> 1239 and
+//   7403 -> 4302 ns;
+// - stride 2, blocks at batch 32 forward and backward: 96x112x112
+//   16.5 -> 13.7 ms and 20.5 -> 18.5 ms, 144x56x56 5.0 -> 4.3 and
+//   7.5 -> 6.7 ms ---
 
 namespace {
 
 constexpr int64_t kMaxRowVectors = 7;  // at most, per row (112 wide)
 
-int64_t vectors_per_row(const Plane& p) { return (p.w + kLanes - 1) / kLanes; }
+// Of the output.
+int64_t vectors_per_row(const Plane& p) { return (p.ow + kLanes - 1) / kLanes; }
 
 }  // namespace
 
 bool fits_unpadded(const Plane& p) {
-  return p.kh == 3 && p.kw == 3 && p.sh == 1 && p.sw == 1 && p.pt == 1 && p.pl == 1 &&
-         p.oh == p.h && p.ow == p.w && vectors_per_row(p) <= kMaxRowVectors;
+  const bool s1 = p.sh == 1 && p.sw == 1 && p.oh == p.h && p.ow == p.w;
+  const bool s2 = p.sh == 2 && p.sw == 2 && p.oh == (p.h + 1) / 2 && p.ow == (p.w + 1) / 2;
+  return p.kh == 3 && p.kw == 3 && p.pt == 1 && p.pl == 1 && (s1 || s2) &&
+         vectors_per_row(p) <= kMaxRowVectors;
 }
 
 namespace {
 
 // Row r's values (mapped when Mapped) as kernel columns 0, 1, 2 read them
-// for the outputs of each of the row's B vectors: x[q - 1], x[q], x[q + 1],
-// zero outside the row and below or above the plane.
-template <int B, bool Mapped>
+// for the outputs of each of B vectors: x[S q - 1], x[S q], x[S q + 1] at
+// column stride S, zero outside the row and below or above the plane.
+template <int S, int B, bool Mapped>
 struct RowTaps {
   const Plane& p;
   const float* x;
   const InputMap* map;
   Map m = Mapped ? map_of(*map) : Map{};
-  __mmask16 lanes[B];  // of each vector, within the row
+  __mmask16 lanes[S * B];  // of each input vector, within the row
   GRAFT_AVX512 RowTaps(const Plane& plane, const float* values, const InputMap* input_map)
       : p(plane), x(values), map(input_map) {
-    for (int u = 0; u < B; ++u) lanes[u] = lanes_below(u * kLanes, p.w);
+    for (int u = 0; u < S * B; ++u) lanes[u] = lanes_below(u * kLanes, p.w);
   }
   GRAFT_AVX512 void taps(int64_t r, __m512 (&v)[3][B]) const {
     const __m512 zero = _mm512_setzero_ps();
-    __m512 c[B + 2];  // the row's vectors between zeros
-    for (int u = 0; u < B + 2; ++u) c[u] = zero;
+    __m512 c[S * B];  // the row's vectors
+    for (int u = 0; u < S * B; ++u) c[u] = zero;
     if (r >= 0 && r < p.h)
-#pragma GCC unroll 8
-      for (int u = 0; u < B; ++u) {
+#pragma GCC unroll 16
+      for (int u = 0; u < S * B; ++u) {
         __m512 e = _mm512_maskz_loadu_ps(lanes[u], x + r * p.w + u * kLanes);
         if (Mapped) {
           e = _mm512_fmadd_ps(m.a, _mm512_sub_ps(_mm512_sub_ps(e, m.k), m.centre), m.shift);
           e = _mm512_maskz_mov_ps(lanes[u], _mm512_min_ps(_mm512_max_ps(e, m.lo), m.hi));
         }
-        c[u + 1] = e;
+        c[u] = e;
       }
+    if (S == 1) {
+#pragma GCC unroll 8
+      for (int u = 0; u < B; ++u) {
+        v[0][u] = shifted<kLanes - 1>(u > 0 ? c[u - 1] : zero, c[u]);
+        v[1][u] = c[u];
+        v[2][u] = shifted<1>(c[u], u + 1 < B ? c[u + 1] : zero);
+      }
+      return;
+    }
+    // Stride 2: the even and the odd columns of each two vectors, and the
+    // odd ones moved one lane on for x[2q - 1].
+    const __m512i even =
+        _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    __m512 before = zero;
 #pragma GCC unroll 8
     for (int u = 0; u < B; ++u) {
-      v[0][u] = shifted<kLanes - 1>(c[u], c[u + 1]);
-      v[1][u] = c[u + 1];
-      v[2][u] = shifted<1>(c[u + 1], c[u + 2]);
+      v[1][u] = _mm512_permutex2var_ps(c[S * u], even, c[S * u + 1]);
+      v[2][u] = _mm512_permutex2var_ps(c[S * u], odd, c[S * u + 1]);
+      v[0][u] = shifted<kLanes - 1>(before, v[2][u]);
+      before = v[2][u];
     }
   }
 };
 
-// The window one row down: its rows move up, the last to be loaded again.
-template <int B>
-GRAFT_AVX512 inline void slide(__m512 (&window)[3][3][B]) {
+// The window S rows down: rows S.. move up, the last S to be loaded again.
+template <int S, int B, bool Mapped>
+GRAFT_AVX512 inline void slide(const RowTaps<S, B, Mapped>& rows, int64_t o,
+                               __m512 (&window)[3][3][B]) {
 #pragma GCC unroll 3
   for (int j = 0; j < 3; ++j)
 #pragma GCC unroll 8
     for (int u = 0; u < B; ++u) {
-      window[0][j][u] = window[1][j][u];
-      window[1][j][u] = window[2][j][u];
+      window[0][j][u] = window[S][j][u];
+      if (S == 1) window[1][j][u] = window[2][j][u];
     }
+  // Output row o reads input rows S o - 1, S o, S o + 1.
+  if (S == 2) rows.taps(S * o, window[1]);
+  rows.taps(S * o + 1, window[2]);
 }
 
-// Output row o reads rows o - 1, o, o + 1: a window of three rows' taps
-// slides down the plane, each row loaded and mapped once.
-template <int B, bool Mapped>
+// Output row o reads input rows S o - 1, S o, S o + 1: a window of three
+// rows' taps slides down the plane, each row loaded and mapped once.
+template <int S, int B, bool Mapped>
 GRAFT_AVX512 void forward_unpadded(const Plane& p, const float* x, const InputMap* map,
                                    const float* w, float b, float* y) {
-  const RowTaps<B, Mapped> rows(p, x, map);
+  const RowTaps<S, B, Mapped> rows(p, x, map);
   __m512 taps[9];
   for (int t = 0; t < 9; ++t) taps[t] = _mm512_set1_ps(w[t]);
   const __m512 bias = _mm512_set1_ps(b);
-  __m512 window[3][3][B];  // rows o - 1, o, o + 1
-  rows.taps(-1, window[1]);
-  rows.taps(0, window[2]);
+  __m512 window[3][3][B];  // input rows S o - 1, S o, S o + 1
+  rows.taps(-1, window[S == 1 ? 1 : 2]);
+  if (S == 1) rows.taps(0, window[2]);
   for (int64_t o = 0; o < p.oh; ++o) {
-    slide(window);
-    rows.taps(o + 1, window[2]);
+    slide(rows, o, window);
 #pragma GCC unroll 8
     for (int u = 0; u < B; ++u) {
       // Two sums side by side: nine dependent multiply-adds would wait on each.
@@ -355,26 +382,27 @@ GRAFT_AVX512 void forward_unpadded(const Plane& p, const float* x, const InputMa
         c = _mm512_fmadd_ps(taps[i * 3 + 1], window[i][1][u], c);
         a = _mm512_fmadd_ps(taps[i * 3 + 2], window[i][2][u], a);
       }
-      _mm512_mask_storeu_ps(y + o * p.ow + u * kLanes, rows.lanes[u], _mm512_add_ps(a, c));
+      _mm512_mask_storeu_ps(y + o * p.ow + u * kLanes, lanes_below(u * kLanes, p.ow),
+                            _mm512_add_ps(a, c));
     }
   }
 }
 
-template <int B, bool Mapped>
+template <int S, int B, bool Mapped>
 GRAFT_AVX512 void weights_unpadded(const Plane& p, const float* x, const InputMap* map,
                                    const float* dy, double* dw, double* db) {
-  const RowTaps<B, Mapped> rows(p, x, map);
+  const RowTaps<S, B, Mapped> rows(p, x, map);
   __m512 sums[9], bias = _mm512_setzero_ps();
   for (int t = 0; t < 9; ++t) sums[t] = _mm512_setzero_ps();
-  __m512 window[3][3][B];  // rows o - 1, o, o + 1
-  rows.taps(-1, window[1]);
-  rows.taps(0, window[2]);
+  __m512 window[3][3][B];  // input rows S o - 1, S o, S o + 1
+  rows.taps(-1, window[S == 1 ? 1 : 2]);
+  if (S == 1) rows.taps(0, window[2]);
   for (int64_t o = 0; o < p.oh; ++o) {
-    slide(window);
-    rows.taps(o + 1, window[2]);
+    slide(rows, o, window);
 #pragma GCC unroll 8
     for (int u = 0; u < B; ++u) {
-      const __m512 g = _mm512_maskz_loadu_ps(rows.lanes[u], dy + o * p.ow + u * kLanes);
+      const __m512 g =
+          _mm512_maskz_loadu_ps(lanes_below(u * kLanes, p.ow), dy + o * p.ow + u * kLanes);
       bias = _mm512_add_ps(bias, g);
 #pragma GCC unroll 3
       for (int i = 0; i < 3; ++i)
@@ -391,14 +419,19 @@ GRAFT_AVX512 void weights_unpadded(const Plane& p, const float* x, const InputMa
 
 namespace {
 
-// each(vectors, mapped): the kernel made for the plane's vectors per row
-// (1, 2, 4 or 7: 14x14 to 112x112 planes; 3, 5 and 6 take the next larger)
-// and for whether the input is mapped, as std::integral_constant values.
+// each(stride, vectors, mapped): the kernel made for the plane's stride,
+// its vectors per output row (1, 2, 4 or 7: 14x14 to 112x112 outputs; 3, 5
+// and 6 take the next larger) and whether the input is mapped, as
+// std::integral_constant values.
 template <class Each>
 GRAFT_AVX512 void dispatch(const Plane& p, bool mapped, const Each& each) {
   auto with = [&](auto vectors) {
-    if (mapped) return each(vectors, std::true_type{});
-    each(vectors, std::false_type{});
+    using One = std::integral_constant<int, 1>;
+    using Two = std::integral_constant<int, 2>;
+    if (p.sw == 1)
+      return mapped ? each(One{}, vectors, std::true_type{})
+                    : each(One{}, vectors, std::false_type{});
+    mapped ? each(Two{}, vectors, std::true_type{}) : each(Two{}, vectors, std::false_type{});
   };
   const int64_t v = vectors_per_row(p);
   if (v <= 1) return with(std::integral_constant<int, 1>{});
@@ -411,15 +444,15 @@ GRAFT_AVX512 void dispatch(const Plane& p, bool mapped, const Each& each) {
 
 GRAFT_AVX512 void forward_unpadded(const Plane& p, const float* x, const InputMap* map,
                                    const float* w, float b, float* y) {
-  dispatch(p, map, [&](auto vectors, auto mapped) GRAFT_AVX512 {
-    forward_unpadded<vectors, mapped>(p, x, map, w, b, y);
+  dispatch(p, map, [&](auto stride, auto vectors, auto mapped) GRAFT_AVX512 {
+    forward_unpadded<stride, vectors, mapped>(p, x, map, w, b, y);
   });
 }
 
 GRAFT_AVX512 void weights_unpadded(const Plane& p, const float* x, const InputMap* map,
                                    const float* dy, double* dw, double* db) {
-  dispatch(p, map, [&](auto vectors, auto mapped) GRAFT_AVX512 {
-    weights_unpadded<vectors, mapped>(p, x, map, dy, dw, db);
+  dispatch(p, map, [&](auto stride, auto vectors, auto mapped) GRAFT_AVX512 {
+    weights_unpadded<stride, vectors, mapped>(p, x, map, dy, dw, db);
   });
 }
 

@@ -30,8 +30,8 @@ void weights(const Plane& p, const float* padded, int64_t part, const float* dy,
              double* db);
 
 // The same forward and weight gradient without a padded copy, on planes
-// whose rows each fit seven vectors, at unit strides with one row and
-// column of zeros around (fits_unpadded): x, or map(x), read row by row.
+// whose output rows each fit seven vectors, at strides 1 or 2 with one row
+// and column of zeros before (fits_unpadded): x, or map(x), read row by row.
 bool fits_unpadded(const Plane& p);
 void forward_unpadded(const Plane& p, const float* x, const InputMap* map, const float* w, float b,
                       float* y);
