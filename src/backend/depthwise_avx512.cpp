@@ -342,6 +342,14 @@ struct RowTaps {
   }
 };
 
+// The window before output row 0: row -1 (zeros) where slide() moves it
+// to the top, and at stride 1 row 0 below it.
+template <int S, int B, bool Mapped>
+GRAFT_AVX512 inline void start(const RowTaps<S, B, Mapped>& rows, __m512 (&window)[3][3][B]) {
+  rows.taps(-1, window[S == 1 ? 1 : 2]);
+  if (S == 1) rows.taps(0, window[2]);
+}
+
 // The window S rows down: rows S.. move up, the last S to be loaded again.
 template <int S, int B, bool Mapped>
 GRAFT_AVX512 inline void slide(const RowTaps<S, B, Mapped>& rows, int64_t o,
@@ -368,8 +376,7 @@ GRAFT_AVX512 void forward_unpadded(const Plane& p, const float* x, const InputMa
   for (int t = 0; t < 9; ++t) taps[t] = _mm512_set1_ps(w[t]);
   const __m512 bias = _mm512_set1_ps(b);
   __m512 window[3][3][B];  // input rows S o - 1, S o, S o + 1
-  rows.taps(-1, window[S == 1 ? 1 : 2]);
-  if (S == 1) rows.taps(0, window[2]);
+  start(rows, window);
   for (int64_t o = 0; o < p.oh; ++o) {
     slide(rows, o, window);
 #pragma GCC unroll 8
@@ -395,8 +402,7 @@ GRAFT_AVX512 void weights_unpadded(const Plane& p, const float* x, const InputMa
   __m512 sums[9], bias = _mm512_setzero_ps();
   for (int t = 0; t < 9; ++t) sums[t] = _mm512_setzero_ps();
   __m512 window[3][3][B];  // input rows S o - 1, S o, S o + 1
-  rows.taps(-1, window[S == 1 ? 1 : 2]);
-  if (S == 1) rows.taps(0, window[2]);
+  start(rows, window);
   for (int64_t o = 0; o < p.oh; ++o) {
     slide(rows, o, window);
 #pragma GCC unroll 8
@@ -414,10 +420,6 @@ GRAFT_AVX512 void weights_unpadded(const Plane& p, const float* x, const InputMa
   for (int t = 0; t < 9; ++t) dw[t] += lane_sum(sums[t]);
   if (db) *db += lane_sum(bias);
 }
-
-}  // namespace
-
-namespace {
 
 // each(stride, vectors, mapped): the kernel made for the plane's stride,
 // its vectors per output row (1, 2, 4 or 7: 14x14 to 112x112 outputs; 3, 5
