@@ -342,43 +342,35 @@ struct RowTaps {
   }
 };
 
-// The window before output row 0: row -1 (zeros) where slide() moves it
-// to the top, and at stride 1 row 0 below it.
-template <int S, int B, bool Mapped>
-GRAFT_AVX512 inline void start(const RowTaps<S, B, Mapped>& rows, __m512 (&window)[3][3][B]) {
-  rows.taps(-1, window[S == 1 ? 1 : 2]);
+// each(o, window) for every output row o, window holding the taps of
+// input rows S o - 1, S o and S o + 1: it slides down the plane S rows at
+// a time, each row loaded and mapped once.
+template <int S, int B, bool Mapped, class Each>
+GRAFT_AVX512 inline void down_the_plane(const RowTaps<S, B, Mapped>& rows, const Each& each) {
+  __m512 window[3][3][B];
+  rows.taps(-1, window[S == 1 ? 1 : 2]);  // row -1 (zeros), moved to the top below
   if (S == 1) rows.taps(0, window[2]);
-}
-
-// The window S rows down: rows S.. move up, the last S to be loaded again.
-template <int S, int B, bool Mapped>
-GRAFT_AVX512 inline void slide(const RowTaps<S, B, Mapped>& rows, int64_t o,
-                               __m512 (&window)[3][3][B]) {
+  for (int64_t o = 0; o < rows.p.oh; ++o) {
 #pragma GCC unroll 3
-  for (int j = 0; j < 3; ++j)
+    for (int j = 0; j < 3; ++j)
 #pragma GCC unroll 8
-    for (int u = 0; u < B; ++u) {
-      window[0][j][u] = window[S][j][u];
-      if (S == 1) window[1][j][u] = window[2][j][u];
-    }
-  // Output row o reads input rows S o - 1, S o, S o + 1.
-  if (S == 2) rows.taps(S * o, window[1]);
-  rows.taps(S * o + 1, window[2]);
+      for (int u = 0; u < B; ++u) {
+        window[0][j][u] = window[S][j][u];
+        if (S == 1) window[1][j][u] = window[2][j][u];
+      }
+    if (S == 2) rows.taps(S * o, window[1]);
+    rows.taps(S * o + 1, window[2]);
+    each(o, window);
+  }
 }
 
-// Output row o reads input rows S o - 1, S o, S o + 1: a window of three
-// rows' taps slides down the plane, each row loaded and mapped once.
 template <int S, int B, bool Mapped>
 GRAFT_AVX512 void forward_unpadded(const Plane& p, const float* x, const InputMap* map,
                                    const float* w, float b, float* y) {
-  const RowTaps<S, B, Mapped> rows(p, x, map);
   __m512 taps[9];
   for (int t = 0; t < 9; ++t) taps[t] = _mm512_set1_ps(w[t]);
   const __m512 bias = _mm512_set1_ps(b);
-  __m512 window[3][3][B];  // input rows S o - 1, S o, S o + 1
-  start(rows, window);
-  for (int64_t o = 0; o < p.oh; ++o) {
-    slide(rows, o, window);
+  down_the_plane(RowTaps<S, B, Mapped>(p, x, map), [&](int64_t o, const auto& window) GRAFT_AVX512 {
 #pragma GCC unroll 8
     for (int u = 0; u < B; ++u) {
       // Two sums side by side: nine dependent multiply-adds would wait on each.
@@ -392,19 +384,15 @@ GRAFT_AVX512 void forward_unpadded(const Plane& p, const float* x, const InputMa
       _mm512_mask_storeu_ps(y + o * p.ow + u * kLanes, lanes_below(u * kLanes, p.ow),
                             _mm512_add_ps(a, c));
     }
-  }
+  });
 }
 
 template <int S, int B, bool Mapped>
 GRAFT_AVX512 void weights_unpadded(const Plane& p, const float* x, const InputMap* map,
                                    const float* dy, double* dw, double* db) {
-  const RowTaps<S, B, Mapped> rows(p, x, map);
   __m512 sums[9], bias = _mm512_setzero_ps();
   for (int t = 0; t < 9; ++t) sums[t] = _mm512_setzero_ps();
-  __m512 window[3][3][B];  // input rows S o - 1, S o, S o + 1
-  start(rows, window);
-  for (int64_t o = 0; o < p.oh; ++o) {
-    slide(rows, o, window);
+  down_the_plane(RowTaps<S, B, Mapped>(p, x, map), [&](int64_t o, const auto& window) GRAFT_AVX512 {
 #pragma GCC unroll 8
     for (int u = 0; u < B; ++u) {
       const __m512 g =
@@ -416,7 +404,7 @@ GRAFT_AVX512 void weights_unpadded(const Plane& p, const float* x, const InputMa
         for (int j = 0; j < 3; ++j)
           sums[i * 3 + j] = _mm512_fmadd_ps(g, window[i][j][u], sums[i * 3 + j]);
     }
-  }
+  });
   for (int t = 0; t < 9; ++t) dw[t] += lane_sum(sums[t]);
   if (db) *db += lane_sum(bias);
 }
