@@ -32,6 +32,23 @@ GRAFT_AVX512 inline Map map_of(const InputMap& m) {
           _mm512_set1_ps(m.f.shift), _mm512_set1_ps(m.lo),       _mm512_set1_ps(m.hi)};
 }
 
+// clamp(f(v), lo, hi) on the lanes given, zero on the others.
+GRAFT_AVX512 inline __m512 mapped(const Map& m, __m512 v, __mmask16 lanes) {
+  v = _mm512_fmadd_ps(m.a, _mm512_sub_ps(_mm512_sub_ps(v, m.k), m.centre), m.shift);
+  return _mm512_maskz_mov_ps(lanes, _mm512_min_ps(_mm512_max_ps(v, m.lo), m.hi));
+}
+
+// The even and the odd ones of thirty-two values, a then b.
+GRAFT_AVX512 inline __m512i even_lanes() {
+  return _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+}
+GRAFT_AVX512 inline __m512 evens(__m512 a, __m512 b) {
+  return _mm512_permutex2var_ps(a, even_lanes(), b);
+}
+GRAFT_AVX512 inline __m512 odds(__m512 a, __m512 b) {
+  return _mm512_permutex2var_ps(a, _mm512_add_epi32(even_lanes(), _mm512_set1_epi32(1)), b);
+}
+
 // Tap (i, j) of output (o, q) reads padded + o * SH * row + q + i * row +
 // column j's offset, row = SW * part (depthwise.cpp's Padded): j at column
 // stride 1; 0, part (the odd columns) and 1 at stride 2. The padded copy is
@@ -199,12 +216,8 @@ GRAFT_AVX512 void pad_rows(const Plane& p, int64_t rows, int64_t part, const flo
     const __mmask16 lanes = shown[c / kLanes];
     if (!lanes) return _mm512_setzero_ps();  // the columns past the row's end
     __m512 v = _mm512_maskz_loadu_ps(lanes, src + c);
-    if (!Mapped) return v;
-    v = _mm512_fmadd_ps(m.a, _mm512_sub_ps(_mm512_sub_ps(v, m.k), m.centre), m.shift);
-    return _mm512_maskz_mov_ps(lanes, _mm512_min_ps(_mm512_max_ps(v, m.lo), m.hi));
+    return Mapped ? mapped(m, v, lanes) : v;
   };
-  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   for (int64_t r = 0; r < rows; ++r) {
     float* dst = out + r * width;
     const int64_t in = r - p.pt;
@@ -220,8 +233,8 @@ GRAFT_AVX512 void pad_rows(const Plane& p, int64_t rows, int64_t part, const flo
       }
       // Thirty-two columns from c, split into their even and odd ones.
       const __m512 a = columns(src, c), b = columns(src, c + kLanes);
-      _mm512_storeu_ps(dst + c / 2, _mm512_permutex2var_ps(a, even, b));
-      _mm512_storeu_ps(dst + part + c / 2, _mm512_permutex2var_ps(a, odd, b));
+      _mm512_storeu_ps(dst + c / 2, evens(a, b));
+      _mm512_storeu_ps(dst + part + c / 2, odds(a, b));
     }
   }
 }
@@ -310,12 +323,8 @@ struct RowTaps {
     if (r >= 0 && r < p.h)
 #pragma GCC unroll 16
       for (int u = 0; u < S * B; ++u) {
-        __m512 e = _mm512_maskz_loadu_ps(lanes[u], x + r * p.w + u * kLanes);
-        if (Mapped) {
-          e = _mm512_fmadd_ps(m.a, _mm512_sub_ps(_mm512_sub_ps(e, m.k), m.centre), m.shift);
-          e = _mm512_maskz_mov_ps(lanes[u], _mm512_min_ps(_mm512_max_ps(e, m.lo), m.hi));
-        }
-        c[u] = e;
+        const __m512 e = _mm512_maskz_loadu_ps(lanes[u], x + r * p.w + u * kLanes);
+        c[u] = Mapped ? mapped(m, e, lanes[u]) : e;
       }
     if (S == 1) {
 #pragma GCC unroll 8
@@ -328,14 +337,11 @@ struct RowTaps {
     }
     // Stride 2: the even and the odd columns of each two vectors, and the
     // odd ones moved one lane on for x[2q - 1].
-    const __m512i even =
-        _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     __m512 before = zero;
 #pragma GCC unroll 8
     for (int u = 0; u < B; ++u) {
-      v[1][u] = _mm512_permutex2var_ps(c[S * u], even, c[S * u + 1]);
-      v[2][u] = _mm512_permutex2var_ps(c[S * u], odd, c[S * u + 1]);
+      v[1][u] = evens(c[S * u], c[S * u + 1]);
+      v[2][u] = odds(c[S * u], c[S * u + 1]);
       v[0][u] = shifted<kLanes - 1>(before, v[2][u]);
       before = v[2][u];
     }

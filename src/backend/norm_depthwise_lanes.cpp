@@ -196,8 +196,7 @@ GRAFT_PLANE_LOOP void lane_statistics(const Lanes* t, int64_t n, int64_t size, c
 }
 
 // v = clamp(f(v), lo, hi).
-GRAFT_PLANE_LOOP void normalize(Lanes* v, int64_t n, const LaneAffine& affine, float lo,
-                                float hi) {
+GRAFT_PLANE_LOOP void normalize(Lanes* v, int64_t n, const LaneAffine& affine, float lo, float hi) {
   // A copy that no store below may alias, so kept in registers: read
   // through the reference, the constants were loaded again for every pixel
   // (a 960-channel 7x7 block at batch 32, forward and backward, 5.1-5.6 ->
@@ -247,7 +246,7 @@ GRAFT_PLANE_LOOP void pad(const Plane& p, const Window& win, const Lanes* x,
 // 9.4 -> 7.5-7.8 ms, 576 channels 5.5 -> 4.3 ms.
 template <int KH, int KW>
 struct Taps {
-  static constexpr int kMax = KH * KW > 0 ? KH * KW : 1;
+  static constexpr int kMax = KH * KW > 0 ? KH* KW : 1;
   int64_t kh, kw;
   explicit Taps(const Plane& p) : kh(KH ? KH : p.kh), kw(KW ? KW : p.kw) {}
 };
