@@ -13,9 +13,11 @@ std::vector<Tensor> norm_inputs(const Shape& x, uint32_t seed = 21) {
           uniform(c, seed + 3, -0.5, 0.5), uniform(c, seed + 4, 0.5, 2)};
 }
 
-// The last is large enough for the training loops to run on several threads.
-const std::vector<Shape> kShapes = {{1, 3, 5, 5}, {3, 4, 6, 5}, {3, 16, 7, 7},     {4, 6},
-                                    {3, 5, 8},    {2, 3, 3, 4, 2}, {4, 24, 33, 33}};
+// {4, 24, 33, 33} is large enough for the training loops to run on several
+// threads; {2, 3, 57, 59}'s planes are streamed (Store::kStreamed), their
+// starts not 64-byte aligned, their ends partial vectors.
+const std::vector<Shape> kShapes = {{1, 3, 5, 5}, {3, 4, 6, 5},    {3, 16, 7, 7},   {4, 6},
+                                    {3, 5, 8},    {2, 3, 3, 4, 2}, {4, 24, 33, 33}, {2, 3, 57, 59}};
 
 TEST(BackendBatchNorm, InferenceFormMatchesReference) {
   for (const Shape& x : kShapes) {

@@ -512,6 +512,24 @@ TEST(ExecutionPlan, TrainingDepthwiseStepWritesItsInputGradientOverItsInput) {
   EXPECT_EQ(profile.at("BatchNormalization+Clip+depthwise Conv+BatchNormalization+Clip backward").calls, 4);
 }
 
+// Planes of 56x56 and more: the depthwise step's output and the projecting
+// BatchNormalization's output and input gradient are streamed to memory
+// (Store::kStreamed), here on 57x57 planes, whose starts are not 64-byte
+// aligned and whose ends are partial vectors.
+TEST(ExecutionPlan, TrainingStreamsTheOutputsOfLargePlanes) {
+  GraphBuilder b({2, 3, 57, 57});
+  std::string e = b.relu6("e", b.batch_norm("e_bn", b.conv("e_conv", "x", 5, 1)));
+  std::string d = b.relu6("d", b.batch_norm("d_bn", b.conv("d_dw", e, 5, 3, 1, true)));
+  std::string p = b.batch_norm("p_bn", b.conv("p_conv", d, 4, 1));
+  b.g.nodes.push_back(node("GlobalAveragePool", {b.conv("q_conv", p, 3, 1)}, {"y"}));
+  b.output("y");
+  widen_norms(b, {"e_bn", "d_bn", "p_bn"}, 80);
+  std::map<std::string, Session::OpTime> profile =
+      train_both_ways(b, uniform({2, 3, 57, 57}, 31), {{"y", uniform({2, 3, 1, 1}, 32)}});
+  EXPECT_EQ(profile.at("BatchNormalization+Clip+depthwise Conv+BatchNormalization+Clip").calls, 2);
+  EXPECT_EQ(profile.at("BatchNormalization backward").calls, 2);
+}
+
 // The same step on planes of 7x7 and less, sixteen channels side by side
 // (norm_depthwise_lanes.cpp): two blocks of channels, the second partial; a
 // 3x3 window at stride 1 on the graph input (the first normalisation's

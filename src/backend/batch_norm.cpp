@@ -169,7 +169,9 @@ Affine affine_of(const BatchStatistics& st, int64_t c, const float* scale, const
 }
 
 GRAFT_PLANE_LOOP void normalize_plane(const float* x, float* y, int64_t n, Affine f, float lo,
-                                      float hi) {
+                                      float hi, Store store) {
+  if (streams(store, n) && has_avx512())
+    return avx512::normalize_plane_streamed(x, y, n, f, lo, hi);
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) y[j] = std::min(std::max(f(x[j]), lo), hi);
 }
@@ -201,7 +203,9 @@ ChannelGradient channel_gradient(const BatchStatistics& st, int64_t c, double co
 }
 
 GRAFT_PLANE_LOOP void gradient_plane(const float* x, const float* dy, float* dx, int64_t n,
-                                     Affine f, float lo, float hi, ChannelGradient g) {
+                                     Affine f, float lo, float hi, ChannelGradient g, Store store) {
+  if (streams(store, n) && has_avx512())
+    return avx512::gradient_plane_streamed(x, dy, dx, n, f, lo, hi, g);
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j)
     dx[j] = g.q * ((x[j] - f.k) - f.centre) + g.b * passed(dy[j], f(x[j]), lo, hi) + g.r;
@@ -253,7 +257,8 @@ BatchStatistics batch_norm_training(const Planes& p, const float* x, const float
       if (pools)
         y[i * p.channels + c] = normalized_mean(x + p.offset(i, c), p.plane, f, lo, hi);
       else
-        normalize_plane(x + p.offset(i, c), y + p.offset(i, c), p.plane, f, lo, hi);
+        normalize_plane(x + p.offset(i, c), y + p.offset(i, c), p.plane, f, lo, hi,
+                        Store::kStreamed);
   }
   return st;
 }
@@ -289,7 +294,8 @@ void batch_norm_training_backward(const Planes& p, const BatchStatistics& st, co
     if (dscale) dscale[c] = static_cast<float>(g.dscale);
     if (!dx) continue;
     for (int64_t i = 0; i < p.n; ++i)
-      gradient_plane(x + p.offset(i, c), dy_plane(i), dx + p.offset(i, c), p.plane, f, lo, hi, g);
+      gradient_plane(x + p.offset(i, c), dy_plane(i), dx + p.offset(i, c), p.plane, f, lo, hi, g,
+                     Store::kStreamed);
   }
 }
 

@@ -313,7 +313,7 @@ const float* mapped_plane(const Plane& p, const float* x, const InputMap* map,
                           std::vector<float>& mapped) {
   if (!map) return x;
   mapped.resize(p.size());
-  normalize_plane(x, mapped.data(), p.size(), map->f, map->lo, map->hi);
+  normalize_plane(x, mapped.data(), p.size(), map->f, map->lo, map->hi, Store::kCached);
   return mapped.data();
 }
 

@@ -40,8 +40,8 @@ void planes_forward(const NormDepthwise& f, const NormDepthwiseInputs& in,
     channel_statistics(x2, k.n, out_size, out_size, c, st.after);
     const Affine f2 = affine_of(st.after, c, data(in.scale2), data(in.shift2), f.after.epsilon);
     for (int64_t i = 0; i < k.n; ++i)
-      normalize_plane(x2 + i * out_size, y.data<float>() + k.out_at(i, c), out_size, f2,
-                      f.after.lo, f.after.hi);
+      normalize_plane(x2 + i * out_size, y.data<float>() + k.out_at(i, c), out_size, f2, f.after.lo,
+                      f.after.hi, Store::kStreamed);
   }
 }
 
@@ -86,8 +86,8 @@ void planes_backward(const NormDepthwise& f, const NormDepthwiseStatistics& st,
     PlaneSums sums1;
     for (int64_t i = 0; i < k.n; ++i) {
       if (i + 1 < k.n) prefetch_plane(x + k.in_at(i + 1, c), in_size);
-      gradient_plane(x2 + i * out_size, dy.data<float>() + k.out_at(i, c), dx2.data(),
-                     out_size, f2, f.after.lo, f.after.hi, g2);
+      gradient_plane(x2 + i * out_size, dy.data<float>() + k.out_at(i, c), dx2.data(), out_size, f2,
+                     f.after.lo, f.after.hi, g2, Store::kCached);
       if (grads.dw || grads.db)
         weights_plane(k.p, x + k.in_at(i, c), dx2.data(), dw.data(), grads.db ? &db : nullptr,
                       &map1);
@@ -107,8 +107,8 @@ void planes_backward(const NormDepthwise& f, const NormDepthwiseStatistics& st,
     if (grads.dshift1) data(grads.dshift1)[c] = static_cast<float>(g1.dshift);
     if (dx)
       for (int64_t i = 0; i < k.n; ++i)
-        gradient_plane(x + k.in_at(i, c), dy1.data() + i * in_size, dx + k.in_at(i, c), in_size,
-                       f1, f.before.lo, f.before.hi, g1);
+        gradient_plane(x + k.in_at(i, c), dy1.data() + i * in_size, dx + k.in_at(i, c), in_size, f1,
+                       f.before.lo, f.before.hi, g1, Store::kCached);
   }
 }
 
