@@ -1,7 +1,6 @@
 // BatchNormalization's plane sums and streamed plane loops (norm_planes.h)
-// in AVX-512, for
-// batch_norm.cpp on machines that have it (has_avx512): the same sums, their
-// floats added in another order.
+// in AVX-512, for batch_norm.cpp on machines that have it (has_avx512): the
+// same sums, their floats added in another order.
 #pragma once
 
 #include "backend/norm_planes.h"
