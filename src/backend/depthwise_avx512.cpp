@@ -108,10 +108,12 @@ struct PaddedRows {
 };
 
 // Output rows o .. o + R - 1 of B vectors from column qb (a plane of
-// `size` outputs, ow a row).
+// `size` outputs, ow a row). With `row_ends`, a row's last vector stops at
+// the row's end: the columns before qb of the rows after were written
+// already (by the tiles to the left).
 template <int SH, int R, int B, class Rows>
-GRAFT_AVX512 inline void tile(const Rows& rows, const __m512* w, __m512 bias, float* y,
-                              int64_t ow, int64_t size, int64_t o, int64_t qb) {
+GRAFT_AVX512 inline void tile(const Rows& rows, const __m512* w, __m512 bias, float* y, int64_t ow,
+                              int64_t size, int64_t o, int64_t qb, bool row_ends = false) {
   __m512 acc[R][B];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
@@ -135,7 +137,13 @@ GRAFT_AVX512 inline void tile(const Rows& rows, const __m512* w, __m512 bias, fl
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-    for (int u = 0; u < B; ++u) store(y, (o + r) * ow + qb + u * kLanes, size, acc[r][u]);
+    for (int u = 0; u < B; ++u) {
+      const int64_t q = qb + u * kLanes;
+      if (row_ends && q + kLanes > ow)
+        _mm512_mask_storeu_ps(y + (o + r) * ow + q, lanes_below(q, ow), acc[r][u]);
+      else
+        store(y, (o + r) * ow + q, size, acc[r][u]);
+    }
 }
 
 // Output rows o .. o + R - 1, sixteen columns at a time (four vectors side
@@ -144,12 +152,18 @@ template <int SH, int R, class Rows>
 GRAFT_AVX512 inline void row_tile(const Plane& p, const Rows& rows, const __m512* w,
                                   __m512 bias, float* y, int64_t o) {
   const int64_t blocks = (p.ow + kLanes - 1) / kLanes, size = p.out_size();
+  // Rows of more than four vectors are written in several tiles.
+  const bool row_ends = blocks > 4;
   int64_t b = 0;
-  for (; b + 4 <= blocks; b += 4) tile<SH, R, 4>(rows, w, bias, y, p.ow, size, o, b * kLanes);
+  for (; b + 4 <= blocks; b += 4)
+    tile<SH, R, 4>(rows, w, bias, y, p.ow, size, o, b * kLanes, row_ends);
   switch (blocks - b) {
-    case 3: return tile<SH, R, 3>(rows, w, bias, y, p.ow, size, o, b * kLanes);
-    case 2: return tile<SH, R, 2>(rows, w, bias, y, p.ow, size, o, b * kLanes);
-    case 1: return tile<SH, R, 1>(rows, w, bias, y, p.ow, size, o, b * kLanes);
+    case 3:
+      return tile<SH, R, 3>(rows, w, bias, y, p.ow, size, o, b * kLanes, row_ends);
+    case 2:
+      return tile<SH, R, 2>(rows, w, bias, y, p.ow, size, o, b * kLanes, row_ends);
+    case 1:
+      return tile<SH, R, 1>(rows, w, bias, y, p.ow, size, o, b * kLanes, row_ends);
     default: return;
   }
 }
