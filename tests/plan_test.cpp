@@ -532,6 +532,26 @@ TEST(ExecutionPlan, TrainingStreamsTheOutputsOfLargePlanes) {
   EXPECT_EQ(profile.at("BatchNormalization backward").calls, 2);
 }
 
+// Planes whose channel, over the batch, is 1 MiB or more: the threads share
+// each channel of the depthwise step's backward pass, each on its own
+// images (norm_depthwise.cpp), here 17 images split 8 and 9, at stride 1
+// and at stride 2 to an odd output.
+TEST(ExecutionPlan, TrainingSharesTheChannelsOfLargePlanesBetweenThreads) {
+  GraphBuilder b({17, 2, 125, 125});
+  std::string e = b.relu6("e", b.batch_norm("e_bn", b.conv("e_conv", "x", 3, 1)));
+  std::string d1 = b.relu6("d1", b.batch_norm("d1_bn", b.conv("d1_dw", e, 3, 3, 1, true)));
+  std::string f = b.relu6("f", b.batch_norm("f_bn", b.conv("f_conv", d1, 2, 1)));
+  std::string d2 = b.relu6("d2", b.batch_norm("d2_bn", b.conv("d2_dw", f, 2, 3, 2, true)));
+  std::string q = b.conv("q_conv", d2, 2, 1);
+  b.output(q);
+  widen_norms(b, {"e_bn", "d1_bn", "f_bn", "d2_bn"}, 80);
+  std::map<std::string, Session::OpTime> profile =
+      train_both_ways(b, uniform({17, 2, 125, 125}, 41), {{q, uniform({17, 2, 63, 63}, 42)}});
+  EXPECT_EQ(
+      profile.at("BatchNormalization+Clip+depthwise Conv+BatchNormalization+Clip backward").calls,
+      4);
+}
+
 // The same step on planes of 7x7 and less, sixteen channels side by side
 // (norm_depthwise_lanes.cpp): two blocks of channels, the second partial; a
 // 3x3 window at stride 1 on the graph input (the first normalisation's
