@@ -65,14 +65,14 @@ GRAFT_AVX512 inline float lane_sum(__m512 v) {
   return _mm512_cvtss_f32(v);
 }
 
-// v to y[at...] in a plane of `size` floats written in increasing order: a
-// whole vector where the plane has room (lanes past a row's end land on the
-// next row, written after), else the lanes that fit, masked (lane by lane
-// through a buffer, GCC called memmove: on 14x14 planes that took 40% as
-// long as the convolution itself).
-GRAFT_AVX512 inline void store(float* y, int64_t at, int64_t size, __m512 v) {
-  if (at + kLanes <= size) return _mm512_storeu_ps(y + at, v);
-  _mm512_mask_storeu_ps(y + at, lanes_below(at, size), v);
+// v to columns q.. of an output row of ow floats: the lanes past the row's
+// end are left out (masked; lane by lane through a buffer, GCC called
+// memmove, and on 14x14 planes that took 40% as long as the convolution
+// itself). Spilled onto the next row instead, they would overwrite values a
+// tile to the left has written when a row takes several tiles.
+GRAFT_AVX512 inline void store(float* row, int64_t q, int64_t ow, __m512 v) {
+  if (q + kLanes <= ow) return _mm512_storeu_ps(row + q, v);
+  _mm512_mask_storeu_ps(row + q, lanes_below(q, ow), v);
 }
 
 // v shifted down by `lanes` lanes, the next vector's first lanes after it.
@@ -107,13 +107,10 @@ struct PaddedRows {
   }
 };
 
-// Output rows o .. o + R - 1 of B vectors from column qb (a plane of
-// `size` outputs, ow a row). With `row_ends`, a row's last vector stops at
-// the row's end: the columns before qb of the rows after were written
-// already (by the tiles to the left).
+// Output rows o .. o + R - 1 of B vectors from column qb (ow a row).
 template <int SH, int R, int B, class Rows>
 GRAFT_AVX512 inline void tile(const Rows& rows, const __m512* w, __m512 bias, float* y, int64_t ow,
-                              int64_t size, int64_t o, int64_t qb, bool row_ends = false) {
+                              int64_t o, int64_t qb) {
   __m512 acc[R][B];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
@@ -137,13 +134,7 @@ GRAFT_AVX512 inline void tile(const Rows& rows, const __m512* w, __m512 bias, fl
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-    for (int u = 0; u < B; ++u) {
-      const int64_t q = qb + u * kLanes;
-      if (row_ends && q + kLanes > ow)
-        _mm512_mask_storeu_ps(y + (o + r) * ow + q, lanes_below(q, ow), acc[r][u]);
-      else
-        store(y, (o + r) * ow + q, size, acc[r][u]);
-    }
+    for (int u = 0; u < B; ++u) store(y + (o + r) * ow, qb + u * kLanes, ow, acc[r][u]);
 }
 
 // Output rows o .. o + R - 1, sixteen columns at a time (four vectors side
@@ -151,19 +142,16 @@ GRAFT_AVX512 inline void tile(const Rows& rows, const __m512* w, __m512 bias, fl
 template <int SH, int R, class Rows>
 GRAFT_AVX512 inline void row_tile(const Plane& p, const Rows& rows, const __m512* w,
                                   __m512 bias, float* y, int64_t o) {
-  const int64_t blocks = (p.ow + kLanes - 1) / kLanes, size = p.out_size();
-  // Rows of more than four vectors are written in several tiles.
-  const bool row_ends = blocks > 4;
+  const int64_t blocks = (p.ow + kLanes - 1) / kLanes;
   int64_t b = 0;
-  for (; b + 4 <= blocks; b += 4)
-    tile<SH, R, 4>(rows, w, bias, y, p.ow, size, o, b * kLanes, row_ends);
+  for (; b + 4 <= blocks; b += 4) tile<SH, R, 4>(rows, w, bias, y, p.ow, o, b * kLanes);
   switch (blocks - b) {
     case 3:
-      return tile<SH, R, 3>(rows, w, bias, y, p.ow, size, o, b * kLanes, row_ends);
+      return tile<SH, R, 3>(rows, w, bias, y, p.ow, o, b * kLanes);
     case 2:
-      return tile<SH, R, 2>(rows, w, bias, y, p.ow, size, o, b * kLanes, row_ends);
+      return tile<SH, R, 2>(rows, w, bias, y, p.ow, o, b * kLanes);
     case 1:
-      return tile<SH, R, 1>(rows, w, bias, y, p.ow, size, o, b * kLanes, row_ends);
+      return tile<SH, R, 1>(rows, w, bias, y, p.ow, o, b * kLanes);
     default: return;
   }
 }

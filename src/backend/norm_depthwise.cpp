@@ -92,9 +92,9 @@ void planes_backward(const NormDepthwise& f, const NormDepthwiseStatistics& st,
       return sum;
     };
     Part& mine = parts[t];
-    // dy1: the gradient reaching the first activation's output, every
-    // image's when dx is wanted (dx may be x's own storage, read until the
-    // last pass), else one image's at a time.
+    // dy1: the gradient reaching the first activation's output, of each of
+    // this thread's images when dx is wanted (dx may be x's own storage,
+    // read until the last pass), else of one image at a time.
     thread_local std::vector<float> dx2, dy1;
     dx2.resize(out_size);
     dy1.resize(dx ? (i1 - i0) * in_size : in_size);
